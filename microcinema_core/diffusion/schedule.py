@@ -1,0 +1,71 @@
+"""SD2.1-base's discrete noise schedule (tab. 3: 1000 steps, betas 0.00085 -> 0.012) in k-diffusion form.
+
+``z_t = sqrt(abar_t) z_0 + sqrt(1-abar_t) eps`` (eq. 4) becomes ``x = z_t / sqrt(abar_t) = z_0 + sigma_t eps``
+with ``sigma_t = sqrt((1-abar_t)/abar_t)``. The betas are SD's "linear" schedule: linear in sqrt(beta).
+Sigma -> timestep uses the nearest training timestep, as ComfyUI does, so both paths feed the network the
+same ``t``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class DiscreteSchedule:
+    def __init__(self, num_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012):
+        betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_timesteps, dtype=torch.float64) ** 2
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0).float()
+        self.sigmas = ((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5
+        self.log_sigmas = self.sigmas.log()
+
+    @classmethod
+    def from_config(cls, config) -> "DiscreteSchedule":
+        return cls(config.num_train_timesteps, config.beta_start, config.beta_end)
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigmas[0])
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.sigmas[-1])
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Nearest training timestep (float tensor, same shape as ``sigma``)."""
+        log_sigma = torch.as_tensor(sigma, dtype=torch.float32).log()
+        dists = log_sigma.reshape(-1)[None, :] - self.log_sigmas.to(log_sigma.device)[:, None]
+        return dists.abs().argmin(dim=0).float().view(log_sigma.shape)
+
+    def sigma(self, timestep: torch.Tensor) -> torch.Tensor:
+        """Sigma at a (possibly fractional) timestep, interpolating log-sigma."""
+        t = torch.as_tensor(timestep, dtype=torch.float32).clamp(0, len(self.sigmas) - 1)
+        low = t.floor().long()
+        high = t.ceil().long()
+        w = t.frac()
+        return ((1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]).exp()
+
+    def sigmas_for(self, steps: int, scheduler: str = "normal", denoise: float = 1.0) -> torch.Tensor:
+        """``steps + 1`` decreasing sigmas ending in 0.
+
+        ``normal``: timesteps evenly spaced from the largest to the smallest (ComfyUI's "normal", the
+        discretisation SD's EulerEDM sampler uses); ``karras``: Karras et al. rho=7 spacing.
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        if not 0.0 < denoise <= 1.0:
+            raise ValueError(f"denoise must be in (0, 1], got {denoise}")
+        total = steps if denoise >= 1.0 else int(math.ceil(steps / denoise))
+        if scheduler == "normal":
+            ts = torch.linspace(float(self.timestep(torch.tensor(self.sigma_max))),
+                                float(self.timestep(torch.tensor(self.sigma_min))), total)
+            sigmas = self.sigma(ts)
+        elif scheduler == "karras":
+            rho = 7.0
+            ramp = torch.linspace(0, 1, total)
+            lo, hi = self.sigma_min ** (1 / rho), self.sigma_max ** (1 / rho)
+            sigmas = (hi + ramp * (lo - hi)) ** rho
+        else:
+            raise ValueError(f"unknown scheduler {scheduler!r}; use 'normal' or 'karras'")
+        sigmas = torch.cat([sigmas, sigmas.new_zeros(1)])
+        return sigmas[-(steps + 1):]

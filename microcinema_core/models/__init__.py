@@ -1,0 +1,1 @@
+"""The networks: 3D U-Net main branch, AppearNet, and the combined MicroCinema model."""

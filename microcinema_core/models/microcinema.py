@@ -1,0 +1,141 @@
+"""The MicroCinema image&text-to-video network: 3D U-Net + AppearNet + injection (paper fig. 2).
+
+``forward(x, timesteps, context, appearance, num_frames) -> eps`` with frames in the batch dimension.
+The network predicts the whole training noise ``lambda*z^c + eps_n`` (eq. 5), so samplers treat it
+as an ordinary eps-prediction model and only their start changes (appendix B).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+
+from ..config import MicroCinemaConfig
+from ..errors import MicroCinemaInputError
+from .appearnet import AppearanceInjection, AppearNet
+from .unet3d import UNet3D
+
+NEW_LAYER_MARKERS = ("temporal_", "spade", "injection.")
+
+
+class MicroCinemaModel(nn.Module):
+    def __init__(self, config: MicroCinemaConfig):
+        super().__init__()
+        self.config = config
+        concat = config.injection == "concat"
+        self.unet = UNet3D(config, extra_in_channels=config.in_channels if concat else 0,
+                           spade=config.injection == "add_encdec_spade")
+        if concat:
+            # the extra input channels (the appearance sequence) start at zero: SD2.1 at init
+            with torch.no_grad():
+                self.unet.input_blocks[0][0].weight[:, config.in_channels:].zero_()
+            self.appearnet = None
+            self.injection = None
+        else:
+            self.appearnet = AppearNet(config)
+            self.injection = AppearanceInjection(config)
+
+    # ---- training helpers ----------------------------------------------------------------------
+    def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
+        self.unet.gradient_checkpointing = enabled
+        if self.appearnet is not None:
+            self.appearnet.gradient_checkpointing = enabled
+
+    def parameter_groups(self) -> Dict[str, List[nn.Parameter]]:
+        """``pretrained``: layers initialised from SD2.1 (main spatial layers and AppearNet's copy);
+        ``new``: temporal, SPADE and injection layers (zero-initialised). The paper trains the new ones at
+        2e-5 and the spatial ones 10x slower (sec. 4.1)."""
+        groups = {"pretrained": [], "new": []}
+        for name, param in self.named_parameters():
+            groups["new" if is_new_layer(name) else "pretrained"].append(param)
+        return groups
+
+    # ---- forward -------------------------------------------------------------------------------
+    def forward(self, x, timesteps, context, appearance, num_frames: int):
+        num_frames = int(num_frames)
+        validate_inputs(self.config, x, timesteps, context, appearance, num_frames)
+        dtype = self.unet.out[2].weight.dtype
+        out_dtype = x.dtype
+        timesteps = per_frame_timesteps(timesteps, x.shape[0], num_frames, x.device)
+        context, share = video_context(context.to(dtype), x.shape[0], num_frames)
+        x = x.to(dtype).contiguous(memory_format=torch.channels_last)
+        appearance = appearance.to(dtype).contiguous(memory_format=torch.channels_last)
+        emb = self.unet.embed_time(timesteps, dtype)
+        if self.appearnet is None:
+            eps = self.unet(torch.cat([x, appearance], dim=1), emb, context, num_frames, share)
+        else:
+            features = self.appearnet(appearance, timesteps, context, num_frames, share)
+            eps = self.unet(x, emb, context, num_frames, share, self.injection(features))
+        return eps.to(out_dtype).contiguous()
+
+
+def is_new_layer(name: str) -> bool:
+    return any(marker in name for marker in NEW_LAYER_MARKERS) or name.startswith("injection.")
+
+
+def per_frame_timesteps(timesteps, batch_frames: int, num_frames: int, device) -> torch.Tensor:
+    t = torch.as_tensor(timesteps, device=device, dtype=torch.float32).reshape(-1)
+    if t.numel() == 1:
+        return t.expand(batch_frames)
+    if t.numel() == batch_frames // num_frames:
+        return t.repeat_interleave(num_frames)
+    return t
+
+
+def video_context(context: torch.Tensor, batch_frames: int, num_frames: int) -> Tuple[torch.Tensor, bool]:
+    """Return ``(context, frames_share_context)``: one context per video when every frame has the same."""
+    videos = batch_frames // num_frames
+    if context.shape[0] == videos:
+        return context, True
+    per_video = context.view(videos, num_frames, *context.shape[1:])
+    if bool((per_video == per_video[:, :1]).all()):
+        return per_video[:, 0], True
+    return context, False
+
+
+def validate_inputs(config, x, timesteps, context, appearance, num_frames) -> None:
+    """Raise :class:`MicroCinemaInputError` naming the bad input and the fix."""
+    if x.ndim != 4:
+        raise MicroCinemaInputError(
+            f"latent must be [frames, channels, height, width] (frames in the batch), got shape {tuple(x.shape)}"
+        )
+    if x.shape[1] != config.in_channels:
+        raise MicroCinemaInputError(
+            f"latent has {x.shape[1]} channels, the model needs {config.in_channels} (an SD2.1-VAE latent); "
+            "encode the keyframe with the SD2.1 VAE, not an SDXL/SD3/Flux VAE"
+        )
+    if num_frames < 2:
+        raise MicroCinemaInputError(f"num_frames must be at least 2, got {num_frames}")
+    if x.shape[0] % num_frames:
+        raise MicroCinemaInputError(
+            f"latent batch {x.shape[0]} is not a whole number of {num_frames}-frame videos; "
+            "the frame count must match the one the empty video latent was made with"
+        )
+    factor = 2 ** (len(config.channel_mult) - 1)
+    if x.shape[-1] % factor or x.shape[-2] % factor:
+        raise MicroCinemaInputError(
+            f"latent size {x.shape[-2]}x{x.shape[-1]} must be a multiple of {factor} "
+            f"(image width and height a multiple of {factor * 8} pixels, e.g. 320 or 512)"
+        )
+    if appearance is None or appearance.shape != x.shape:
+        raise MicroCinemaInputError(
+            f"appearance latent shape {None if appearance is None else tuple(appearance.shape)} must equal the "
+            f"video latent's {tuple(x.shape)}; build it with appearance_sequence() from the keyframe latent"
+        )
+    if context.ndim != 3 or context.shape[-1] != config.context_dim:
+        raise MicroCinemaInputError(
+            f"text conditioning shape {tuple(context.shape)} must be [batch, tokens, {config.context_dim}] "
+            f"(SD2.1's OpenCLIP-H text encoder)"
+        )
+    if context.shape[0] not in (x.shape[0], x.shape[0] // num_frames):
+        raise MicroCinemaInputError(
+            f"text conditioning batch {context.shape[0]} must be one per video ({x.shape[0] // num_frames}) "
+            f"or one per frame ({x.shape[0]})"
+        )
+    for name, tensor in (("latent", x), ("appearance latent", appearance), ("text conditioning", context)):
+        if not bool(torch.isfinite(tensor).all()):
+            raise MicroCinemaInputError(
+                f"{name} contains NaN or infinite values; check the VAE (fp16 VAEs overflow: use fp32/bf16) "
+                "and the nodes feeding it"
+            )

@@ -1,0 +1,159 @@
+"""SD2.1's spatial layers, with MicroCinema's temporal layers and SPADE hook inside them.
+
+Parameter names follow the original (CompVis/Stability) single-file layout (``in_layers.0``,
+``transformer_blocks.0.attn1.to_q`` ...) so an SD2.1 U-Net state dict loads without a key map; the new
+layers have names containing ``temporal_`` or ``spade`` and are the only parameters SD2.1 lacks.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import attention
+from .spade import SpadeModulation
+from .temporal import TemporalAttention, TemporalConv
+
+
+class ResBlock(nn.Module):
+    """GN-SiLU-conv, + timestep, GN-(SPADE)-SiLU-conv, with a temporal conv after each spatial conv."""
+
+    def __init__(self, channels, emb_channels, out_channels, *, norm_groups=32, temporal_kernel=3,
+                 spade_feature_channels: Optional[int] = None, spade_kernel: int = 3):
+        super().__init__()
+        self.in_layers = nn.Sequential(
+            nn.GroupNorm(norm_groups, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+        )
+        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
+        self.out_layers = nn.Sequential(
+            nn.GroupNorm(norm_groups, out_channels), nn.SiLU(), nn.Dropout(0.0),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        )
+        self.skip_connection = nn.Identity() if channels == out_channels else nn.Conv2d(channels, out_channels, 1)
+        self.temporal_conv_in = TemporalConv(out_channels, temporal_kernel)
+        self.temporal_conv_out = TemporalConv(out_channels, temporal_kernel)
+        self.spade = (
+            SpadeModulation(spade_feature_channels, out_channels, spade_kernel)
+            if spade_feature_channels is not None else None
+        )
+
+    def forward(self, x, emb, num_frames, spade_feature=None):
+        h = self.in_layers(x)
+        h = self.temporal_conv_in(h, num_frames)
+        h = h + self.emb_layers(emb)[:, :, None, None].to(h.dtype)
+        h = self.out_layers[0](h)
+        if self.spade is not None and spade_feature is not None:
+            h = self.spade(h, spade_feature)
+        h = self.out_layers[3](self.out_layers[2](self.out_layers[1](h)))
+        h = self.temporal_conv_out(h, num_frames)
+        return self.skip_connection(x) + h
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, query_dim, context_dim, heads, head_dim):
+        super().__init__()
+        inner = heads * head_dim
+        self.heads = heads
+        self.to_q = nn.Linear(query_dim, inner, bias=False)
+        self.to_k = nn.Linear(context_dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim, inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(0.0))
+
+    def forward(self, x, context=None):
+        context = x if context is None else context
+        return self.to_out(attention(self.to_q(x), self.to_k(context), self.to_v(context), self.heads))
+
+
+class GEGLU(nn.Module):
+    def __init__(self, dim_in, dim_out):
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out * 2)
+
+    def forward(self, x):
+        value, gate = self.proj(x).chunk(2, dim=-1)
+        return value * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim, mult=4):
+        super().__init__()
+        self.net = nn.Sequential(GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class BasicTransformerBlock(nn.Module):
+    def __init__(self, dim, heads, head_dim, context_dim):
+        super().__init__()
+        self.attn1 = CrossAttention(dim, dim, heads, head_dim)
+        self.ff = FeedForward(dim)
+        self.attn2 = CrossAttention(dim, context_dim, heads, head_dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.norm3 = nn.LayerNorm(dim)
+
+    def forward(self, tokens, context, num_frames, frames_share_context):
+        """``tokens``: ``[B*N, HW, C]``; ``context``: ``[B, L, D]`` when ``frames_share_context`` else ``[B*N, L, D]``."""
+        tokens = self.attn1(self.norm1(tokens)) + tokens
+        if frames_share_context:
+            # Cross-attention is independent per query token, so the N frames of a video can be one
+            # long query sequence against the video's single context: keys and values are computed once
+            # per video instead of once per frame (exact).
+            bn, hw, c = tokens.shape
+            video_tokens = tokens.reshape(bn // num_frames, num_frames * hw, c)
+            tokens = (self.attn2(self.norm2(video_tokens), context) + video_tokens).reshape(bn, hw, c)
+        else:
+            tokens = self.attn2(self.norm2(tokens), context) + tokens
+        return self.ff(self.norm3(tokens)) + tokens
+
+
+class SpatialTransformer(nn.Module):
+    """SD2.1's linear-projection transformer over the pixels of each frame, then temporal attention."""
+
+    def __init__(self, channels, heads, head_dim, context_dim, *, norm_groups=32, temporal_attention=True,
+                 temporal_max_frames=64):
+        super().__init__()
+        self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
+        self.proj_in = nn.Linear(channels, heads * head_dim)
+        self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(heads * head_dim, heads, head_dim, context_dim)])
+        self.proj_out = nn.Linear(heads * head_dim, channels)
+        self.temporal_attention = (
+            TemporalAttention(channels, head_dim, temporal_max_frames) if temporal_attention else None
+        )
+
+    def forward(self, x, context, num_frames, frames_share_context):
+        bn, c, height, width = x.shape
+        h = self.norm(x).permute(0, 2, 3, 1).reshape(bn, height * width, c)
+        h = self.proj_in(h)
+        for block in self.transformer_blocks:
+            h = block(h, context, num_frames, frames_share_context)
+        h = self.proj_out(h)
+        out = x + h.reshape(bn, height, width, c).permute(0, 3, 1, 2)
+        if self.temporal_attention is not None:
+            out = self.temporal_attention(out, num_frames)
+        return out
+
+
+class Downsample(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x, output_size=None):
+        if output_size is None:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        else:
+            x = F.interpolate(x, size=output_size, mode="nearest")
+        return self.conv(x)

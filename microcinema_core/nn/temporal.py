@@ -1,0 +1,95 @@
+"""Temporal layers that inflate SD2.1 to 3D (paper sec. 3.1).
+
+Both are residual and zero-initialised: ``x + layer(x)`` with the layer's output projection at zero, so a
+freshly inflated model is SD2.1 applied frame by frame. Frames travel in the batch dimension
+(``[B*N, C, H, W]``, frame index fastest), the way ComfyUI carries video latents.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import attention
+from .embeddings import sinusoidal_embedding
+
+
+def frames_last_tokens(x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """``[B*N, C, H, W] -> [B, N, H*W, C]`` (free when ``x`` is channels_last)."""
+    bn, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(bn // num_frames, num_frames, h * w, c)
+
+
+def tokens_to_image(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``[B, N, H*W, C] -> [B*N, C, H, W]`` as a channels_last view."""
+    b, n, _, c = tokens.shape
+    return tokens.reshape(b * n, height, width, c).permute(0, 3, 1, 2)
+
+
+class TemporalConv(nn.Module):
+    """``x + conv_t(x)``: a 1D convolution over frames, kernel ``(k, 1, 1)``, zero padding in time.
+
+    Computed as one matrix product ``[tokens, C] x [C, k*C]`` followed by shifted sums, the same FLOPs
+    as a Conv3d with kernel (k,1,1) without its im2col copy. Parameters are stored as a Conv1d's
+    ``[C_out, C_in, k]`` weight.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError("temporal kernel size must be odd")
+        self.kernel_size = kernel_size
+        self.weight = nn.Parameter(torch.zeros(channels, channels, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        _, c, height, width = x.shape
+        tokens = frames_last_tokens(x, num_frames)  # [B, N, HW, C]
+        k = self.kernel_size
+        # [k*C, C]: row block j holds the tap applied to frame n + j - k//2
+        stacked = self.weight.permute(2, 0, 1).reshape(k * c, c)
+        taps = F.linear(tokens, stacked).unflatten(-1, (k, c))  # [B, N, HW, k, C]
+        centre = k // 2
+        out = tokens + taps[..., centre, :] + self.bias
+        for j in range(k):
+            shift = j - centre
+            if shift == 0 or abs(shift) >= num_frames:
+                continue
+            if shift < 0:  # frame n reads frame n + shift (earlier)
+                out[:, -shift:] += taps[:, :shift, :, j, :]
+            else:
+                out[:, :-shift] += taps[:, shift:, :, j, :]
+        return tokens_to_image(out, height, width)
+
+
+class TemporalAttention(nn.Module):
+    """``x + attn_t(x)``: self-attention across the frames at each pixel, sinusoidal frame positions.
+
+    Tokens are layer-normed, the frame-position code is added, queries/keys/values attend over the
+    ``N`` frames of the same pixel; the output projection is zero-initialised.
+    """
+
+    def __init__(self, channels: int, head_channels: int, max_frames: int = 64):
+        super().__init__()
+        self.heads = max(1, channels // head_channels)
+        self.max_frames = max_frames
+        self.norm = nn.LayerNorm(channels)
+        self.to_q = nn.Linear(channels, channels, bias=False)
+        self.to_k = nn.Linear(channels, channels, bias=False)
+        self.to_v = nn.Linear(channels, channels, bias=False)
+        self.to_out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.to_out.weight)
+        nn.init.zeros_(self.to_out.bias)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        if num_frames > self.max_frames:
+            raise ValueError(f"{num_frames} frames exceed the temporal attention's {self.max_frames}")
+        _, c, height, width = x.shape
+        tokens = frames_last_tokens(x, num_frames)  # [B, N, HW, C]
+        b, n, hw, _ = tokens.shape
+        positions = sinusoidal_embedding(torch.arange(n, device=x.device), c).to(x.dtype)
+        h = self.norm(tokens) + positions[None, :, None, :]
+        h = h.transpose(1, 2).reshape(b * hw, n, c)  # one sequence of N frames per pixel
+        out = attention(self.to_q(h), self.to_k(h), self.to_v(h), self.heads)
+        out = self.to_out(out).view(b, hw, n, c).transpose(1, 2)
+        return tokens_to_image(tokens + out, height, width)

@@ -1,0 +1,1 @@
+"""Reading SD2.1 checkpoints and reading/writing MicroCinema checkpoints."""

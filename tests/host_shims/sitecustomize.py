@@ -1,0 +1,20 @@
+"""Test-only shim: lets the CUDA build of torchvision import next to a CPU torch.
+
+torchvision 0.28 (the only build for torch 2.13) registers fake kernels for its C++ ops at import.
+With a CPU torch those ops were never defined and the import fails with
+``operator torchvision::nms does not exist``. Defining the two op schemas first lets the pure-Python
+parts of torchvision import. Users with a matching torch/torchvision pair never load this file.
+"""
+try:
+    import torch
+
+    for _name, _schema in (
+        ("nms", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"),
+        ("qnms", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"),
+    ):
+        try:
+            torch.library.define(f"torchvision::{_name}", _schema)
+        except RuntimeError:
+            pass  # already defined (a real torchvision build with its C++ ops)
+except ImportError:
+    pass
