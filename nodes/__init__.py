@@ -1,0 +1,18 @@
+"""ComfyUI glue of MicroCinema: every node file's mappings, merged into the two dicts ComfyUI reads.
+
+Add a node file by importing it here and appending it to ``_NODE_MODULES``; a duplicate node id is an error.
+"""
+from . import video_output
+
+_NODE_MODULES = (video_output,)
+
+NODE_CLASS_MAPPINGS: dict = {}
+NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+for _module in _NODE_MODULES:
+    _duplicates = NODE_CLASS_MAPPINGS.keys() & _module.NODE_CLASS_MAPPINGS.keys()
+    if _duplicates:
+        raise RuntimeError(f"{_module.__name__} registers node ids already taken: {sorted(_duplicates)}")
+    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -1,0 +1,86 @@
+"""Save Video (MicroCinema): IMAGE frames -> mp4 (H.264) / animated webp / gif in ComfyUI's output folder.
+
+The encoding lives in ``video_writer`` (no ComfyUI import); this file is the ComfyUI glue: file naming
+through ``folder_paths``, progress and Cancel through ``comfy.utils`` / ``comfy.model_management``, and the
+UI dict that makes the web UI show the result like its own animated outputs.
+"""
+from __future__ import annotations
+
+import os
+
+from .video_writer import DEFAULT_CRF, FORMATS, validate_frames, write_video
+
+
+class MicroCinemaSaveVideo:
+    """Write a batch of frames as one video file; shows it in the UI and outputs its path."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {
+                    "tooltip": "The frames to save, in order: an IMAGE batch [frames, height, width, 3] "
+                               "(e.g. the VAE Decode of a MicroCinema video latent)."}),
+                "fps": ("FLOAT", {
+                    "default": 8.0, "min": 0.01, "max": 240.0, "step": 0.5,
+                    "tooltip": "Frames per second of the file. MicroCinema's base model makes 2 fps, one TSR "
+                               "pass 8 fps, two passes 32 fps."}),
+                "format": (list(FORMATS), {
+                    "default": "mp4",
+                    "tooltip": "mp4: H.264 (yuv420p, plays everywhere; odd sizes are padded by one pixel). "
+                               "webp: animated WebP (lossy, quality 90). gif: 256 colours, frame times in "
+                               "1/100 s. webp and gif store identical consecutive frames as one longer "
+                               "frame (same playback)."}),
+                "filename_prefix": ("STRING", {
+                    "default": "MicroCinema/video",
+                    "tooltip": "Name of the file in ComfyUI's output folder; a '/' makes a subfolder. "
+                               "A counter and the extension are appended (video_00001_.mp4). "
+                               "%width% and %height% are replaced by the frame size."}),
+            },
+            "optional": {
+                "quality": ("INT", {
+                    "default": DEFAULT_CRF, "min": 0, "max": 51, "step": 1,
+                    "tooltip": "mp4 only: the H.264 CRF. Lower is better and bigger: 0 is lossless, 17-23 is "
+                               "typical. webp and gif ignore it."}),
+            },
+        }
+
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Absolute path of the saved file.",)
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    CATEGORY = "MicroCinema"
+    DESCRIPTION = ("Saves frames as an mp4 (H.264), animated webp or gif, shown in the UI like ComfyUI's own "
+                   "animated outputs. The file appears only once it is complete: a failed or cancelled "
+                   "save leaves nothing behind.")
+
+    def save(self, images, fps, format, filename_prefix, quality=DEFAULT_CRF):
+        import comfy.model_management
+        import comfy.utils
+        import folder_paths
+
+        validate_frames(tuple(images.shape), fps, format)
+        num_frames, height, width = (int(s) for s in images.shape[:3])
+        output_dir = folder_paths.get_output_directory()
+        folder, base, counter, subfolder, _ = folder_paths.get_save_image_path(
+            filename_prefix, output_dir, width, height)
+        filename = f"{base}_{counter:05}_.{format}"
+        while os.path.exists(os.path.join(folder, filename)):  # never overwrite an earlier result
+            counter += 1
+            filename = f"{base}_{counter:05}_.{format}"
+        path = os.path.join(folder, filename)
+
+        progress = comfy.utils.ProgressBar(num_frames)
+
+        def on_frame(index: int) -> None:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            progress.update_absolute(index + 1, num_frames)
+
+        write_video(images, path, fps, format, crf=quality, on_frame=on_frame)
+        ui_item = {"filename": filename, "subfolder": subfolder, "type": "output"}
+        return {"ui": {"images": [ui_item], "animated": (True,)}, "result": (path,)}
+
+
+NODE_CLASS_MAPPINGS = {"MicroCinemaSaveVideo": MicroCinemaSaveVideo}
+NODE_DISPLAY_NAME_MAPPINGS = {"MicroCinemaSaveVideo": "Save Video (MicroCinema)"}
