@@ -1,0 +1,42 @@
+"""Shared fixtures: one real ComfyUI server per test session (see ``comfy_host.py``).
+
+* ``comfy_host``: the running server (``ComfyHost``), started once, stopped at the end of the session.
+* ``mc_host``: the same server, after checking that this pack imported without errors and that its
+  nodes are listed by ``GET /object_info``. Tests that talk to the host should use this one and be
+  marked ``@pytest.mark.host`` (deselect them with ``-m "not host"``).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # lets tests import comfy_host / browser
+
+from comfy_host import ComfyHost  # noqa: E402
+
+# Node classes that must be registered once the pack has loaded.
+EXPECTED_NODES = ("MicroCinemaSaveVideo",)
+
+
+@pytest.fixture(scope="session")
+def comfy_host(tmp_path_factory):
+    """The real 2024 ComfyUI host as a server on 127.0.0.1, with this pack in its custom_nodes."""
+    host = ComfyHost(tmp_path_factory.mktemp("comfy_host"))
+    host.start(timeout=90)
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+@pytest.fixture(scope="session")
+def mc_host(comfy_host):
+    """``comfy_host`` after checking the pack loaded: no IMPORT FAILED, our nodes in /object_info."""
+    problems = comfy_host.pack_import_problems()
+    assert not problems, "custom node import failed:\n" + "\n".join(problems) + "\n" + comfy_host.log_tail()
+    info = comfy_host.client.object_info()
+    missing = [name for name in EXPECTED_NODES if name not in info]
+    assert not missing, f"nodes missing from /object_info: {missing}\n{comfy_host.log_tail()}"
+    return comfy_host

@@ -1,0 +1,202 @@
+"""Save Video (MicroCinema): the encoder in-process, then the node on the real ComfyUI server over HTTP."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from comfy_host import output_files
+from video_probe import probe
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str, relpath: str):
+    """Load one pack file by path (the ``nodes`` package as a whole needs a ComfyUI host)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+vw = _load("mc_video_writer", "nodes/video_writer.py")
+
+def ramp_frames(n=6, h=32, w=48):
+    """Frames whose brightness rises with the frame index, so order and count are checkable."""
+    values = np.linspace(0.1, 0.9, n, dtype=np.float32)
+    return np.broadcast_to(values[:, None, None, None], (n, h, w, 3)).copy()
+
+
+# ---------------------------------------------------------------- encoder, in-process ----------------
+@pytest.mark.parametrize("fmt,fps", [("mp4", 8.0), ("mp4", 7.5), ("webp", 8.0), ("gif", 10.0)])
+def test_write_video_round_trip(tmp_path, fmt, fps):
+    frames = ramp_frames()
+    path = tmp_path / f"clip.{fmt}"
+    assert vw.write_video(frames, str(path), fps, fmt) == str(path)
+    got = probe(path)
+    assert got.count == 6 and got.size == (48, 32)
+    assert got.fps == pytest.approx(fps, rel=1e-3)
+    means = got.frames.reshape(6, -1).mean(axis=1)
+    np.testing.assert_allclose(means, frames.reshape(6, -1).mean(axis=1) * 255, atol=6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    if fmt == "mp4":
+        assert got.codec == "h264"
+
+
+def test_gif_frame_time_is_rounded_to_centiseconds(tmp_path):
+    path = tmp_path / "clip.gif"
+    vw.write_video(ramp_frames(n=3), str(path), 8.0, "gif")  # 125 ms -> 12 or 13 cs
+    assert probe(path).fps == pytest.approx(8.0, rel=0.05)
+
+
+def test_mp4_odd_size_is_padded_to_even(tmp_path):
+    path = tmp_path / "odd.mp4"
+    vw.write_video(np.full((3, 7, 9, 3), 0.5, np.float32), str(path), 4.0, "mp4")
+    assert probe(path).size == (10, 8)
+
+
+def test_torch_half_input_and_out_of_range_values(tmp_path):
+    torch = pytest.importorskip("torch")
+    frames = torch.full((2, 16, 16, 3), 2.0, dtype=torch.float16)
+    frames[1] = float("nan")
+    path = tmp_path / "t.webp"
+    vw.write_video(frames, str(path), 2.0, "webp")
+    got = probe(path)
+    assert got.count == 2
+    assert got.frames[0].min() >= 250 and got.frames[1].max() <= 5  # clipped to white; NaN -> black
+
+
+@pytest.mark.parametrize("fmt", vw.FORMATS)
+def test_failure_mid_encode_leaves_no_file(tmp_path, fmt):
+    """An error (or ComfyUI's Cancel) during the encode removes the temp file; an old file survives."""
+    path = tmp_path / f"clip.{fmt}"
+    path.write_bytes(b"previous result")
+
+    def cancel_at_third(index):
+        if index == 2:
+            raise KeyboardInterrupt("cancelled")
+
+    with pytest.raises(KeyboardInterrupt):
+        vw.write_video(ramp_frames(), str(path), 8.0, fmt, on_frame=cancel_at_third)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert path.read_bytes() == b"previous result"
+
+
+@pytest.mark.parametrize("shape,fps,fmt,names", [
+    ((0, 8, 8, 3), 8.0, "mp4", ("images", "0 frames")),
+    ((4, 8, 8, 4), 8.0, "mp4", ("images", "RGBA")),
+    ((8, 8, 3), 8.0, "mp4", ("images", "[frames, height, width, 3]")),
+    ((4, 8, 8, 3), 0.0, "mp4", ("fps", "positive")),
+    ((4, 8, 8, 3), -2.0, "gif", ("fps", "positive")),
+    ((4, 8, 8, 3), float("nan"), "gif", ("fps",)),
+    ((4, 8, 8, 3), 8.0, "avi", ("format", "mp4, webp, gif")),
+])
+def test_bad_input_names_the_input_and_the_fix(shape, fps, fmt, names):
+    with pytest.raises(ValueError) as err:
+        vw.validate_frames(shape, fps, fmt)
+    for word in names:
+        assert word in str(err.value)
+
+
+def test_bad_crf_is_rejected_before_writing(tmp_path):
+    with pytest.raises(ValueError, match="quality"):
+        vw.write_video(ramp_frames(), str(tmp_path / "a.mp4"), 8.0, "mp4", crf=60)
+    assert not list(tmp_path.iterdir())
+
+
+def test_node_returns_ui_dict_and_path(tmp_path, monkeypatch):
+    """The node's return contract, with the three host modules it uses replaced by small stand-ins."""
+    torch = pytest.importorskip("torch")
+
+    def get_save_image_path(prefix, output_dir, width, height):
+        folder = Path(output_dir) / "sub"
+        folder.mkdir(exist_ok=True)
+        return str(folder), "clip", 1, "sub", prefix
+
+    fake_paths = types.SimpleNamespace(get_output_directory=lambda: str(tmp_path),
+                                       get_save_image_path=get_save_image_path)
+    ticks = []
+    fake_utils = types.SimpleNamespace(ProgressBar=lambda total: types.SimpleNamespace(
+        update_absolute=lambda value, total=None, preview=None: ticks.append(value)))
+    fake_mm = types.SimpleNamespace(throw_exception_if_processing_interrupted=lambda: None)
+    comfy = types.ModuleType("comfy")
+    comfy.utils, comfy.model_management = fake_utils, fake_mm
+    for name, module in {"folder_paths": fake_paths, "comfy": comfy, "comfy.utils": fake_utils,
+                         "comfy.model_management": fake_mm}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    package = types.ModuleType("mc_nodes_under_test")
+    package.__path__ = [str(REPO / "nodes")]
+    monkeypatch.setitem(sys.modules, "mc_nodes_under_test", package)
+    node_module = importlib.import_module("mc_nodes_under_test.video_output")
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "clip_00001_.gif").write_bytes(b"older")  # must not be overwritten
+    out = node_module.MicroCinemaSaveVideo().save(torch.rand(3, 8, 8, 3), 4.0, "gif", "sub/clip")
+    saved = tmp_path / "sub" / "clip_00002_.gif"
+    assert out["result"] == (str(saved),)
+    assert out["ui"] == {"images": [{"filename": "clip_00002_.gif", "subfolder": "sub", "type": "output"}],
+                         "animated": (True,)}
+    assert probe(saved).count == 3 and ticks == [1, 2, 3]
+    assert (tmp_path / "sub" / "clip_00001_.gif").read_bytes() == b"older"
+
+
+# ---------------------------------------------------------------- on the real server -----------------
+COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)]
+
+
+def colour_prompt(fmt: str, prefix: str, fps: float = 8.0, width: int = 64, height: int = 48) -> dict:
+    """Stock nodes only: one EmptyImage per colour of ``COLOURS``, batched in order -> Save Video.
+
+    Every frame differs from the one before: webp and gif encoders merge identical consecutive frames
+    into one longer frame (same playback, fewer frames), which would hide a wrong frame count.
+    """
+    prompt, previous = {}, None
+    for i, (r, g, b) in enumerate(COLOURS):
+        prompt[f"c{i}"] = {"class_type": "EmptyImage", "inputs": {
+            "width": width, "height": height, "batch_size": 1, "color": (r << 16) | (g << 8) | b}}
+        if previous is not None:
+            prompt[f"b{i}"] = {"class_type": "ImageBatch", "inputs": {"image1": previous, "image2": [f"c{i}", 0]}}
+        previous = [f"b{i}", 0] if i else ["c0", 0]
+    prompt["save"] = {"class_type": "MicroCinemaSaveVideo", "inputs": {
+        "images": previous, "fps": fps, "format": fmt, "filename_prefix": prefix, "quality": 18}}
+    return prompt
+
+
+def frame_colours(frames: np.ndarray) -> list[tuple[int, int, int]]:
+    """Each frame's mean colour, rounded to 0/255 per channel (the codecs are lossy)."""
+    means = frames.reshape(frames.shape[0], -1, 3).mean(axis=1)
+    return [tuple(255 if v > 200 else 0 if v < 55 else int(v) for v in mean) for mean in means]
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("fmt", ["mp4", "webp", "gif"])
+def test_save_video_over_http(mc_host, fmt):
+    fps = 10.0 if fmt == "gif" else 8.0
+    entry = mc_host.client.run(colour_prompt(fmt, f"http_{fmt}/clip", fps=fps))
+    ui = entry["outputs"]["save"]
+    assert ui["animated"] == [True]
+    assert ui["images"] == [{"filename": f"clip_00001_.{fmt}", "subfolder": f"http_{fmt}", "type": "output"}]
+    path = mc_host.output_dir / f"http_{fmt}" / f"clip_00001_.{fmt}"
+    assert mc_host.client.view(**ui["images"][0]) == path.read_bytes()  # what the web UI would fetch
+    got = probe(path)
+    assert got.count == 5 and got.size == (64, 48)
+    assert got.fps == pytest.approx(fps, rel=1e-3)
+    assert frame_colours(got.frames) == COLOURS
+    assert [p.name for p in (mc_host.output_dir / f"http_{fmt}").iterdir()] == [path.name]
+
+
+@pytest.mark.host
+def test_counter_never_overwrites_and_size_vars(mc_host):
+    prompt = colour_prompt("webp", "counter/%width%x%height%", width=40, height=24)
+    names = [output_files(mc_host.client.run(prompt))[0]["filename"] for _ in range(2)]
+    # the host caches an unchanged prompt; change fps to force a second execution
+    prompt["save"]["inputs"]["fps"] = 4.0
+    names.append(output_files(mc_host.client.run(prompt))[0]["filename"])
+    assert names[0] == "40x24_00001_.webp" and names[2] == "40x24_00002_.webp"
+    assert sorted(p.name for p in (mc_host.output_dir / "counter").iterdir()) == [
+        "40x24_00001_.webp", "40x24_00002_.webp"]
+    assert probe(mc_host.output_dir / "counter" / "40x24_00002_.webp").fps == pytest.approx(4.0)
