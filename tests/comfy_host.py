@@ -46,7 +46,8 @@ class HostError(RuntimeError):
 
 
 class PromptRejected(HostError):
-    """``POST /prompt`` answered HTTP 400: ``body`` holds ComfyUI's ``error`` and ``node_errors``."""
+    """``POST /prompt`` refused the prompt (HTTP 400 with ``error`` and ``node_errors`` in ``body``, or
+    another non-200 status) or accepted it while reporting ``node_errors``."""
 
     def __init__(self, status: int, body: dict):
         self.status = status
