@@ -1,0 +1,86 @@
+"""The training objective: eps-prediction with the Appearance Noise Prior (paper sec. 3.3).
+
+For a clip ``z_0`` (N frames) with condition ``z^c`` (centre frame; TSR: first and last frames):
+
+* AppearNet input ``a = appearance_sequence(kind, z^c, N)``: ``[z^c]*N`` (base) or the first/last
+  interpolation (TSR), the same reference the sampler's prior mean uses;
+* noise (eq. 3): ``eps = lambda * a + eps_n``, ``eps_n ~ N(0, I)``;
+* ``t ~ U{0..999}`` per clip (all frames share it); ``z_t = sqrt(abar_t) z_0 + sqrt(1-abar_t) eps`` (eq. 4);
+* loss (eq. 5): ``|| f(z_t, t, a, c) - eps ||^2`` averaged over every element.
+
+Text dropout (classifier-free guidance training; tab. 3 'Drop rate' 0.1 base, 1.0 TSR): a dropped
+caption's context is the cached empty-prompt embedding (what ComfyUI feeds for an empty negative
+prompt), or zeros when the cache has none.
+
+All per-sample randomness (t, eps_n, dropout) comes from ``data_order.sample_generator``: a run split
+over processes, or resumed, draws exactly the same numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..diffusion.appearance_input import appearance_sequence
+from ..diffusion.noise_prior import noised_latent, training_noise
+from .data_order import sample_generator
+
+
+@dataclass
+class PreparedBatch:
+    x: torch.Tensor            # z_t, [B*N, 4, h, w]
+    timesteps: torch.Tensor    # [B]
+    context: torch.Tensor      # [B, 77, D]
+    appearance: torch.Tensor   # [B*N, 4, h, w]
+    target: torch.Tensor       # eps of eq. 3, [B*N, 4, h, w]
+    num_frames: int
+    dropped: int               # how many captions were dropped
+
+
+def condition_latents(kind: str, latents: torch.Tensor, cond_idx: list[int]) -> torch.Tensor:
+    """``latents [B, N, C, h, w]`` -> base ``[B, C, h, w]``, TSR ``[B, 2, C, h, w]``."""
+    if kind == "base":
+        return latents[:, cond_idx[0]]
+    return latents[:, [cond_idx[0], cond_idx[-1]]]
+
+
+def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_idx: list[int],
+                  alphas_cumprod: torch.Tensor, lam: float, drop_rate: float,
+                  empty_text: Optional[torch.Tensor], seed: int, step: int, slots: list[int],
+                  device: torch.device) -> PreparedBatch:
+    """Build the model inputs and target of eq. 3-5 for one process's share of a global batch."""
+    B, N = latents.shape[:2]
+    xs, ts, ctxs, apps, targets = [], [], [], [], []
+    dropped = 0
+    null = empty_text if empty_text is not None else torch.zeros_like(text[0])
+    for b in range(B):
+        g = sample_generator(seed, step, slots[b])
+        t = torch.randint(0, alphas_cumprod.numel(), (1,), generator=g)
+        drop = bool(torch.rand((), generator=g) < drop_rate)
+        z0 = latents[b]                                                  # [N, C, h, w]
+        cond = condition_latents(kind, latents[b:b + 1], cond_idx)
+        app = appearance_sequence(kind, cond, N)                        # [N, C, h, w]
+        eps = training_noise(app, lam, generator=g)                     # eq. 3
+        xs.append(noised_latent(z0, eps, alphas_cumprod[t].expand(N)))  # eq. 4
+        ts.append(t)
+        ctxs.append(null if drop else text[b])
+        apps.append(app)
+        targets.append(eps)
+        dropped += int(drop)
+    return PreparedBatch(
+        x=torch.cat(xs).to(device), timesteps=torch.cat(ts).float().to(device),
+        context=torch.stack(ctxs).to(device), appearance=torch.cat(apps).to(device),
+        target=torch.cat(targets).to(device), num_frames=N, dropped=dropped,
+    )
+
+
+def diffusion_loss(model: nn.Module, batch: PreparedBatch, autocast_dtype: Optional[torch.dtype]) -> torch.Tensor:
+    """Eq. 5, the mean squared error to the whole noise ``eps`` (prediction in fp32 for the loss)."""
+    device_type = batch.x.device.type
+    with torch.autocast(device_type=device_type, dtype=autocast_dtype or torch.float32,
+                        enabled=autocast_dtype is not None):
+        pred = model(batch.x, batch.timesteps, batch.context, batch.appearance, batch.num_frames)
+    return F.mse_loss(pred.float(), batch.target.float())

@@ -1,0 +1,212 @@
+"""The training loop (paper sec. 4): reads only the latent cache, needs only ``microcinema_core``.
+
+One code path for one process or many (``distributed``). Each step: this rank's share of the global
+batch (``data_order``), eq. 3-5 (``objective``), backward, gradient clipping, AdamW with two LR groups
+and warm-up (``optim``), EMA, metrics (``progress``), periodic atomic checkpoints (``checkpointing``).
+At ``max_steps`` the weights (EMA ones when EMA is on) are exported with the core's
+``save_checkpoint``: a MicroCinema file whose config metadata records the training ``lambda``.
+"""
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..config import MicroCinemaConfig
+from ..diffusion.schedule import DiscreteSchedule
+from ..models.microcinema import MicroCinemaModel
+from .caching import LatentCache
+from .checkpointing import (checkpoint_dir, latest_checkpoint, load_training_state, prune_checkpoints,
+                            save_training_state)
+from .data_order import DataOrder
+from .distributed import DistContext, all_reduce_mean, barrier, init_distributed, shutdown, wrap_model
+from .ema import EMA
+from .objective import diffusion_loss, prepare_batch
+from .optim import build_optimizer, build_scheduler, clip_gradients
+from .progress import ProgressReporter
+from .train_config import RunConfig, TrainConfig
+
+
+@dataclass
+class TrainResult:
+    step: int
+    samples_seen: int
+    losses: list = field(default_factory=list)   # this rank's loss at each step run here
+    export_path: Optional[Path] = None
+    resumed_from: Optional[Path] = None
+
+
+def model_config_for(cfg: TrainConfig, cache: LatentCache) -> MicroCinemaConfig:
+    """The model config: preset + overrides, frames/resolution from the cache, the training lambda."""
+    n, c, h, w = cache.manifest["latent_shape"]
+    base = MicroCinemaConfig.tiny(cfg.kind) if cfg.preset == "tiny" else (
+        MicroCinemaConfig.tsr() if cfg.kind == "tsr" else MicroCinemaConfig.base())
+    fps = cache.manifest["data_config"]["fps"][0]
+    config = base.replace(num_frames=n, resolution=h * 8, fps=float(fps),
+                          noise_prior_lambda=cfg.noise_prior_lambda, **cfg.model_overrides)
+    text_dim = cache.manifest["text_shape"][-1]
+    if cache.kind != config.kind:
+        raise ValueError(f"the cache holds {cache.kind} clips but train.kind is {config.kind}")
+    if text_dim != config.context_dim or c != config.in_channels:
+        raise ValueError(f"cache text dim {text_dim} / latent channels {c} do not fit the model "
+                         f"(context_dim {config.context_dim}, in_channels {config.in_channels})")
+    return config
+
+
+def build_model(cfg: TrainConfig, config: MicroCinemaConfig) -> MicroCinemaModel:
+    """Random init (seeded), an SD2.1 single-file checkpoint (inflated), or a MicroCinema checkpoint."""
+    if not cfg.init:
+        torch.manual_seed(cfg.seed)
+        return MicroCinemaModel(config)
+    from ..weights.checkpoint import load_checkpoint, read_checkpoint_config
+    from ..weights.sd21 import inflate_from_sd21
+
+    try:
+        stored = read_checkpoint_config(cfg.init)
+    except Exception:
+        stored = None
+    if stored is None:
+        return inflate_from_sd21(cfg.init, config)
+    model = load_checkpoint(cfg.init, dtype="fp32", expected_kind=config.kind)
+    model.config = model.config.replace(noise_prior_lambda=cfg.noise_prior_lambda)
+    return model
+
+
+def _resume_path(cfg: TrainConfig) -> Optional[Path]:
+    if cfg.resume in (None, "", "none", False):
+        return None
+    if cfg.resume == "auto":
+        return latest_checkpoint(cfg.output_dir)
+    path = Path(cfg.resume)
+    if not path.exists():
+        raise FileNotFoundError(f"train.resume: {path} does not exist")
+    return path
+
+
+def train(run: RunConfig, device: Optional[str] = None, stop_at: Optional[int] = None) -> TrainResult:
+    """Train until ``max_steps`` (export) or ``stop_at`` (checkpoint, no export)."""
+    cfg = run.train
+    ctx = init_distributed(device)
+    try:
+        return _train(run, cfg, ctx, stop_at)
+    finally:
+        shutdown(ctx)
+
+
+def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional[int]) -> TrainResult:
+    # the model runs channels_last; DDP's bucket views are contiguous: harmless, once per run
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    out = Path(cfg.output_dir)
+    cache = LatentCache(cfg.cache_dir)
+    config = model_config_for(cfg, cache)
+    model = build_model(cfg, config).to(ctx.device)
+    if cfg.gradient_checkpointing:
+        model.enable_gradient_checkpointing(True)
+    model.train()
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
+    if ema is not None and cfg.parallel == "fsdp":
+        raise ValueError("train.ema_decay with train.parallel='fsdp' is not supported; use ddp or no EMA")
+    wrapped = wrap_model(model, ctx, cfg.parallel)
+    optimizer = build_optimizer(wrapped, cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+
+    step, samples_seen, resumed = 0, 0, _resume_path(cfg)
+    if resumed is not None:
+        info = load_training_state(resumed, model=wrapped, optimizer=optimizer, scheduler=scheduler, ema=ema)
+        step, samples_seen = info["step"], info["samples_seen"]
+
+    order = DataOrder(len(cache), cfg.seed)
+    abar = DiscreteSchedule.from_config(config).alphas_cumprod
+    empty_text = cache.empty_text()
+    autocast = torch.bfloat16 if cfg.precision == "bf16" else None
+    global_batch = cfg.batch_size * ctx.world_size
+    end = cfg.max_steps if stop_at is None else min(stop_at, cfg.max_steps)
+    reporter = ProgressReporter(out, cfg.max_steps, step, ctx.is_main, cfg.progress_bar, cfg.tensorboard)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "run_config.json").write_text(json.dumps(run.to_dict(), indent=1))
+    reporter.event(step, "resume" if resumed else "start", checkpoint=str(resumed) if resumed else None,
+                   world_size=ctx.world_size, global_batch=global_batch, clips=len(cache),
+                   device=str(ctx.device), backend=ctx.backend)
+    result = TrainResult(step, samples_seen, resumed_from=resumed)
+
+    def save(at_step: int) -> None:
+        path = checkpoint_dir(out) / f"step_{at_step:08d}.pt"
+        save_training_state(path, model=wrapped, optimizer=optimizer, scheduler=scheduler, ema=ema,
+                            step=at_step, samples_seen=samples_seen, run_config=run.to_dict(),
+                            world_size=ctx.world_size, is_main=ctx.is_main)
+        if ctx.is_main:
+            prune_checkpoints(out, cfg.keep_last)
+            reporter.event(at_step, "checkpoint", path=str(path))
+        barrier()
+
+    while step < end:
+        t0 = time.perf_counter()
+        indices, slots = order.rank_batch(samples_seen, cfg.batch_size, ctx.rank, ctx.world_size)
+        data = cache.batch(indices)
+        batch = prepare_batch(data["latents"], data["text"], kind=config.kind, cond_idx=cache.condition_indices,
+                              alphas_cumprod=abar, lam=cfg.noise_prior_lambda, drop_rate=cfg.text_drop_rate,
+                              empty_text=empty_text, seed=cfg.seed, step=step, slots=slots, device=ctx.device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = diffusion_loss(wrapped, batch, autocast)
+        loss.backward()
+        grad_norm = clip_gradients(wrapped.parameters(), cfg.grad_clip, wrapped if cfg.parallel == "fsdp" else None)
+        lr_now = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update(model)
+        step += 1
+        samples_seen += global_batch
+        local = float(loss.detach())
+        result.losses.append(local)
+        rate = global_batch / max(time.perf_counter() - t0, 1e-9)
+        reporter.step(step, local, rate)
+        if step % cfg.log_every == 0 or step == end:
+            reporter.metrics(step, {
+                "loss": float(all_reduce_mean(loss)), "lr": lr_now,
+                "grad_norm": float(grad_norm), "samples_per_s": rate,
+                "epoch": order.epoch_of(samples_seen), "text_dropped": batch.dropped,
+            })
+        if step % cfg.save_every == 0 or step == end:
+            save(step)
+
+    result.step, result.samples_seen = step, samples_seen
+    if step >= cfg.max_steps:
+        result.export_path = export(wrapped, model, ema, config, cfg, ctx, step, cache)
+        reporter.event(step, "export", path=str(result.export_path))
+    reporter.close()
+    return result
+
+
+def export(wrapped, model: MicroCinemaModel, ema: Optional[EMA], config: MicroCinemaConfig,
+           cfg: TrainConfig, ctx: DistContext, step: int, cache: LatentCache) -> Optional[Path]:
+    """Write the final weights with the core's ``save_checkpoint`` (rank 0); lambda is in the config."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    from ..weights.checkpoint import save_checkpoint
+
+    full = get_model_state_dict(wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    path = Path(cfg.output_dir) / cfg.export_name
+    if ctx.is_main:
+        with torch.device("meta"):  # no second random init of a 2 B-parameter model
+            final = MicroCinemaModel(config)
+        final.load_state_dict(full, assign=True)
+        if ema is not None and cfg.export_ema:
+            ema.copy_to(final)
+        final.config = config
+        save_checkpoint(final, path, extra_metadata={
+            "microcinema.training": json.dumps({
+                "steps": step, "noise_prior_lambda": cfg.noise_prior_lambda,
+                "text_drop_rate": cfg.text_drop_rate, "lr": cfg.lr, "spatial_lr_scale": cfg.spatial_lr_scale,
+                "ema": bool(ema is not None and cfg.export_ema), "clips": len(cache),
+                "batch_per_process": cfg.batch_size, "world_size": ctx.world_size,
+            }),
+        })
+    barrier()
+    return path
