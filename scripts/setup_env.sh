@@ -12,6 +12,17 @@ PIP="$VENV/bin/python -m pip"
 CONSTRAINTS="$(mktemp)"
 trap 'rm -f "$CONSTRAINTS"' EXIT
 echo "torch==2.13.0" > "$CONSTRAINTS"
+# Browser for the drag-and-drop tests: Debian's chromium, driven by the playwright Python package.
+# (Never `playwright install`: it downloads a browser and fails offline.) Runs only when missing.
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+  { $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium; } >/dev/null \
+    || echo "WARNING: could not install chromium; the browser tests will be skipped" >&2
+fi
+if ! "$VENV/bin/python" -c "import playwright" >/dev/null 2>&1; then
+  $PIP install -q -c "$CONSTRAINTS" playwright
+fi
 stamp="$VENV/.microcinema-setup-v1"
 if [ -f "$stamp" ]; then
   exit 0
