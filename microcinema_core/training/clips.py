@@ -68,6 +68,9 @@ def crop_resize(frames: np.ndarray, size: int) -> torch.Tensor:
 
 def clips_from_video(entry: VideoEntry, cfg: DataConfig, summary: DataSummary) -> list[Clip]:
     """All clips of one video at every target fps; on any read problem: skip, warn, count, return []."""
+    if not entry.path.is_file():
+        summary.skip("missing", f"{entry.path}: no such file")
+        return []
     try:
         info = probe(entry.path)
     except VideoReadError as exc:
