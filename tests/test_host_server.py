@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from comfy_host import PromptRejected, execution_error, output_files
-from test_save_video import COLOURS, colour_prompt
+from prompts import COLOURS, colour_prompt
 from video_probe import probe
 
 pytestmark = pytest.mark.host

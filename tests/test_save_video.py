@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from comfy_host import output_files
+from prompts import COLOURS, colour_prompt
 from video_probe import probe
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,27 +146,6 @@ def test_node_returns_ui_dict_and_path(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- on the real server -----------------
-COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)]
-
-
-def colour_prompt(fmt: str, prefix: str, fps: float = 8.0, width: int = 64, height: int = 48) -> dict:
-    """Stock nodes only: one EmptyImage per colour of ``COLOURS``, batched in order -> Save Video.
-
-    Every frame differs from the one before: webp and gif encoders merge identical consecutive frames
-    into one longer frame (same playback, fewer frames), which would hide a wrong frame count.
-    """
-    prompt, previous = {}, None
-    for i, (r, g, b) in enumerate(COLOURS):
-        prompt[f"c{i}"] = {"class_type": "EmptyImage", "inputs": {
-            "width": width, "height": height, "batch_size": 1, "color": (r << 16) | (g << 8) | b}}
-        if previous is not None:
-            prompt[f"b{i}"] = {"class_type": "ImageBatch", "inputs": {"image1": previous, "image2": [f"c{i}", 0]}}
-        previous = [f"b{i}", 0] if i else ["c0", 0]
-    prompt["save"] = {"class_type": "MicroCinemaSaveVideo", "inputs": {
-        "images": previous, "fps": fps, "format": fmt, "filename_prefix": prefix, "quality": 18}}
-    return prompt
-
-
 def frame_colours(frames: np.ndarray) -> list[tuple[int, int, int]]:
     """Each frame's mean colour, rounded to 0/255 per channel (the codecs are lossy)."""
     means = frames.reshape(frames.shape[0], -1, 3).mean(axis=1)
