@@ -1,7 +1,9 @@
 """The real 2024 ComfyUI host as a server with this pack: loading, node metadata, bad prompts, recovery."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from comfy_host import PromptRejected, execution_error, output_files
 from prompts import COLOURS, colour_prompt
@@ -121,3 +123,32 @@ def test_interrupt_when_idle_keeps_the_server_usable(mc_host):
     mc_host.client.interrupt()
     assert_good_prompt_still_works(mc_host, "after_interrupt/clip")
     assert_no_partial_files(mc_host)
+
+
+def test_cancel_during_save_leaves_no_file(mc_host):
+    """POST /interrupt while frames are being encoded: the prompt ends interrupted, no file is left."""
+    rng = np.random.default_rng(0)  # noise frames: slow to encode, so the Cancel lands mid-save
+    frames = [Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in range(80)]
+    frames[0].save(mc_host.input_dir / "noise.tif", save_all=True, append_images=frames[1:])
+    prompt = {
+        "load": {"class_type": "LoadImage", "inputs": {"image": "noise.tif"}},
+        "save": {"class_type": "MicroCinemaSaveVideo", "inputs": {
+            "images": ["load", 0], "fps": 8.0, "format": "mp4", "filename_prefix": "cancel/clip", "quality": 0}},
+    }
+    with mc_host.client.listen() as ws:
+        prompt_id = mc_host.client.queue(prompt, client_id=ws.client_id)
+        while True:
+            event = ws.next_event(timeout=60)
+            data = event.get("data") or {}
+            if event["type"] == "progress" and data.get("node") == "save" and data["value"] >= 2:
+                mc_host.client.interrupt()
+                break
+        events = ws.until_done(prompt_id, timeout=60)
+    assert events[-1]["type"] == "execution_interrupted", [e["type"] for e in events]
+    entry = mc_host.client.wait(prompt_id, timeout=30)
+    assert execution_error(entry)["kind"] == "execution_interrupted"
+    assert entry["outputs"] == {}
+    saved = [p for p in mc_host.output_files() if p.parts[0] == "cancel"]
+    assert saved == [], saved
+    assert_no_partial_files(mc_host)
+    assert_good_prompt_still_works(mc_host, "after_cancel/clip")
