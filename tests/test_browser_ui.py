@@ -82,5 +82,5 @@ def test_ui_round_trip_keeps_the_workflow(ui):
     ui.load_workflow(workflow)
     saved = json.loads(json.dumps(ui.serialized_graph()))
     assert saved["links"] == workflow["links"]
-    assert [(n["id"], n["type"], n.get("widgets_values")) for n in saved["nodes"]] == [
-        (n["id"], n["type"], n.get("widgets_values")) for n in workflow["nodes"]]
+    assert [(n["id"], n["type"], n.get("widgets_values") or []) for n in saved["nodes"]] == [
+        (n["id"], n["type"], n.get("widgets_values") or []) for n in workflow["nodes"]]
