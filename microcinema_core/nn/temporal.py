@@ -29,9 +29,9 @@ def tokens_to_image(tokens: torch.Tensor, height: int, width: int) -> torch.Tens
 class TemporalConv(nn.Module):
     """``x + conv_t(x)``: a 1D convolution over frames, kernel ``(k, 1, 1)``, zero padding in time.
 
-    Computed as one matrix product ``[tokens, C] x [C, k*C]`` followed by shifted sums, the same FLOPs
-    as a Conv3d with kernel (k,1,1) without its im2col copy. Parameters are stored as a Conv1d's
-    ``[C_out, C_in, k]`` weight.
+    Computed as one matrix product ``[tokens, C] x [C, k*C]`` followed by shifted sums: the FLOPs of a
+    Conv3d with kernel (k,1,1) without its im2col copy. ``weight[j]`` (shape ``[C_out, C_in]``) is the tap
+    applied to frame ``n + j - k//2``; stored tap-major so the stacked matrix is a free view.
     """
 
     def __init__(self, channels: int, kernel_size: int = 3):
@@ -39,18 +39,16 @@ class TemporalConv(nn.Module):
         if kernel_size % 2 != 1:
             raise ValueError("temporal kernel size must be odd")
         self.kernel_size = kernel_size
-        self.weight = nn.Parameter(torch.zeros(channels, channels, kernel_size))
+        self.weight = nn.Parameter(torch.zeros(kernel_size, channels, channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         _, c, height, width = x.shape
         tokens = frames_last_tokens(x, num_frames)  # [B, N, HW, C]
-        k = self.kernel_size
-        # [k*C, C]: row block j holds the tap applied to frame n + j - k//2
-        stacked = self.weight.permute(2, 0, 1).reshape(k * c, c)
-        taps = F.linear(tokens, stacked).unflatten(-1, (k, c))  # [B, N, HW, k, C]
-        centre = k // 2
-        out = tokens + taps[..., centre, :] + self.bias
+        k, centre = self.kernel_size, self.kernel_size // 2
+        taps = F.linear(tokens, self.weight.reshape(k * c, c)).unflatten(-1, (k, c))  # [B, N, HW, k, C]
+        out = torch.add(tokens, taps[..., centre, :])
+        out += self.bias
         for j in range(k):
             shift = j - centre
             if shift == 0 or abs(shift) >= num_frames:

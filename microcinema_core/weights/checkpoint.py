@@ -78,4 +78,4 @@ def load_checkpoint(path, dtype: Union[None, str, torch.dtype] = None, device="c
         if target is not None:
             tensors[key] = tensors[key].to(target)
     model.load_state_dict(tensors, assign=True)
-    return model.to(device).eval()
+    return model.use_channels_last().to(device).eval()
