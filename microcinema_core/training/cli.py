@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from .train_config import load_run_config
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
     from .trainer import train
 
     result = train(run, device=args.device, stop_at=args.stop_at)
-    if result.export_path is not None:
+    if result.export_path is not None and os.environ.get("RANK", "0") == "0":
         print(f"exported {result.export_path}")
     return 0
 

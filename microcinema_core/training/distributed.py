@@ -3,7 +3,8 @@
 Under ``torchrun`` (``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` set) the process group uses NCCL on GPUs and
 Gloo on CPU. A plain ``python -m ...`` run makes a one-process Gloo/NCCL group on a file store, so the
 model is wrapped the same way (DDP, or FSDP with ``train.parallel = "fsdp"``) in both cases and the
-same loop runs. DDP averages gradients over processes, so B per process x P processes updates exactly
+same loop runs. FSDP is FSDP2 (``fully_shard``): parameters, gradients and Adam state sharded
+over processes, for when 2 B parameters plus optimizer state do not fit one GPU. DDP averages gradients over processes, so B per process x P processes updates exactly
 like one process with batch P x B (the per-sample loss is a mean; see ``data_order``).
 """
 from __future__ import annotations
@@ -68,13 +69,20 @@ def wrap_model(model: nn.Module, ctx: DistContext, parallel: str, find_unused: b
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         return DDP(model, device_ids=ids, find_unused_parameters=find_unused)
     if parallel == "fsdp":
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+        # FSDP2 (per-parameter sharding, DTensor): works on CUDA/NCCL and on CPU/Gloo alike
+        from torch.distributed.fsdp import fully_shard
 
-        from ..models.blocks import VideoBlock  # shard per U-Net block
+        from ..models.blocks import VideoBlock  # one shard unit per U-Net / AppearNet block
 
-        return FSDP(model, auto_wrap_policy=ModuleWrapPolicy({VideoBlock}), use_orig_params=True,
-                    device_id=ctx.device if ctx.device.type == "cuda" else None, sync_module_states=True)
+        with torch.no_grad():  # FSDP2 shards contiguous storage; the model keeps some convs channels_last
+            for param in model.parameters():
+                if not param.is_contiguous():
+                    param.data = param.data.contiguous()
+        for module in list(model.modules()):
+            if isinstance(module, VideoBlock):
+                fully_shard(module)
+        fully_shard(model)
+        return model
     raise ValueError(f"train.parallel must be 'ddp' or 'fsdp', got {parallel!r}")
 
 

@@ -81,10 +81,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
 
 
-def clip_gradients(parameters: Iterable[torch.Tensor], max_norm, model: nn.Module = None) -> torch.Tensor:
-    """Clip the global gradient norm (FSDP's own method when wrapped, so shards agree)."""
+def clip_gradients(parameters: Iterable[torch.Tensor], max_norm) -> torch.Tensor:
+    """Clip the global gradient norm; returns it (a plain tensor also for FSDP2's sharded DTensors)."""
     if max_norm is None:
         return torch.tensor(float("nan"))
-    if model is not None and hasattr(model, "clip_grad_norm_"):
-        return model.clip_grad_norm_(max_norm)
-    return torch.nn.utils.clip_grad_norm_(list(parameters), max_norm)
+    norm = torch.nn.utils.clip_grad_norm_(list(parameters), max_norm)
+    return norm.full_tensor() if hasattr(norm, "full_tensor") else norm

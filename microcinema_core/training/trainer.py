@@ -155,7 +155,7 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
         optimizer.zero_grad(set_to_none=True)
         loss = diffusion_loss(wrapped, batch, autocast)
         loss.backward()
-        grad_norm = clip_gradients(wrapped.parameters(), cfg.grad_clip, wrapped if cfg.parallel == "fsdp" else None)
+        grad_norm = clip_gradients(wrapped.parameters(), cfg.grad_clip)
         lr_now = optimizer.param_groups[0]["lr"]
         optimizer.step()
         scheduler.step()
