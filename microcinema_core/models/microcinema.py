@@ -39,7 +39,11 @@ class MicroCinemaModel(nn.Module):
 
     def use_channels_last(self) -> "MicroCinemaModel":
         """Store convolution weights channels-last, the layout oneDNN runs fastest on CPU (no per-call reorder)."""
-        return self.to(memory_format=torch.channels_last)
+        layouts = {4: torch.channels_last, 5: torch.channels_last_3d}
+        for param in self.parameters():
+            if param.ndim in layouts:
+                param.data = param.data.contiguous(memory_format=layouts[param.ndim])
+        return self
 
     # ---- training helpers ----------------------------------------------------------------------
     def enable_gradient_checkpointing(self, enabled: bool = True) -> None:

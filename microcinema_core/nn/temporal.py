@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .attention import attention
 from .embeddings import sinusoidal_embedding
@@ -29,35 +28,24 @@ def tokens_to_image(tokens: torch.Tensor, height: int, width: int) -> torch.Tens
 class TemporalConv(nn.Module):
     """``x + conv_t(x)``: a 1D convolution over frames, kernel ``(k, 1, 1)``, zero padding in time.
 
-    Computed as one matrix product ``[tokens, C] x [C, k*C]`` followed by shifted sums: the FLOPs of a
-    Conv3d with kernel (k,1,1) without its im2col copy. ``weight[j]`` (shape ``[C_out, C_in]``) is the tap
-    applied to frame ``n + j - k//2``; stored tap-major so the stacked matrix is a free view.
+    The frames-in-batch tensor ``[B*N, C, H, W]`` in channels-last memory is already ``[B, C, N, H, W]``
+    in channels-last-3d memory, so the Conv3d runs on a free view (oneDNN's direct kernel, no im2col).
     """
 
     def __init__(self, channels: int, kernel_size: int = 3):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError("temporal kernel size must be odd")
-        self.kernel_size = kernel_size
-        self.weight = nn.Parameter(torch.zeros(kernel_size, channels, channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
+        self.conv = nn.Conv3d(channels, channels, (kernel_size, 1, 1), padding=(kernel_size // 2, 0, 0))
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        _, c, height, width = x.shape
-        tokens = frames_last_tokens(x, num_frames)  # [B, N, HW, C]
-        k, centre = self.kernel_size, self.kernel_size // 2
-        taps = F.linear(tokens, self.weight.reshape(k * c, c)).unflatten(-1, (k, c))  # [B, N, HW, k, C]
-        out = torch.add(tokens, taps[..., centre, :])
-        out += self.bias
-        for j in range(k):
-            shift = j - centre
-            if shift == 0 or abs(shift) >= num_frames:
-                continue
-            if shift < 0:  # frame n reads frame n + shift (earlier)
-                out[:, -shift:] += taps[:, :shift, :, j, :]
-            else:
-                out[:, :-shift] += taps[:, shift:, :, j, :]
-        return tokens_to_image(out, height, width)
+        bn, c, height, width = x.shape
+        video = x.view(bn // num_frames, num_frames, c, height, width).transpose(1, 2)  # [B, C, N, H, W]
+        out = self.conv(video)
+        out += video
+        return out.transpose(1, 2).reshape(bn, c, height, width)
 
 
 class TemporalAttention(nn.Module):
