@@ -131,3 +131,13 @@ def test_shipped_configs_hold_the_paper_settings():
     assert (over.train.batch_size, over.train.lr, over.data.fps) == (2, 1e-4, [8.0])
     with pytest.raises(ValueError, match="unknown"):
         load_run_config(None, ["train.nope=1"])
+
+
+def test_cli_resolves_config_and_overrides(capsys):
+    from microcinema_core.training.cli import main
+
+    assert main(["--config", "configs/train_tsr.json", "--cache", "/x/cache", "--print-config",
+                 "train.batch_size=1", "train.parallel=fsdp"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["train"]["batch_size"] == 1 and printed["train"]["parallel"] == "fsdp"
+    assert printed["train"]["cache_dir"] == "/x/cache" and printed["data"]["fps"] == [8.0, 30.0]

@@ -66,6 +66,19 @@ def test_comfy_vae_random_weights_through_the_cache_encoder(tmp_path):
     assert cache[0]["latents"].shape == (5, 4, 4, 4) and cache.empty_text().shape == (77, 16)
     assert "ComfyUI" in cache.manifest["encoder"]["name"]
 
+    # the trainer's sample latents decode to an mp4 through the same ComfyUI VAE
+    from microcinema_core.training.caching import atomic_save_safetensors
+    from microcinema_core.training.encode_cache import decode_samples
+
+    (tmp_path / "samples").mkdir()
+    atomic_save_safetensors({"latents": cache[0]["latents"]}, tmp_path / "samples" / "step_00000002.safetensors",
+                            {"fps": "2.0"})
+    [video] = decode_samples(encoder, tmp_path / "samples")
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(str(video))
+    assert len(frames) == 5 and frames[0].shape == (32, 32, 3)
+
 
 def _comfy_imports(path: Path) -> list[tuple[int, bool]]:
     """(line, at module level) of every ``import comfy...`` in a file."""

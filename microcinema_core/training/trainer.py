@@ -29,6 +29,7 @@ from .ema import EMA
 from .objective import diffusion_loss, prepare_batch
 from .optim import build_optimizer, build_scheduler, clip_gradients
 from .progress import ProgressReporter
+from .samples import write_sample
 from .train_config import RunConfig, TrainConfig
 
 
@@ -173,6 +174,10 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
                 "grad_norm": float(grad_norm), "samples_per_s": rate,
                 "epoch": order.epoch_of(samples_seen), "text_dropped": batch.dropped,
             })
+        if cfg.sample_every and step % cfg.sample_every == 0:
+            path = write_sample(model, cache, out, step, steps=cfg.sample_steps, cfg=cfg.sample_cfg,
+                                gamma=cfg.sample_gamma, device=ctx.device, is_main=ctx.is_main, seed=cfg.seed)
+            reporter.event(step, "sample", path=str(path))
         if step % cfg.save_every == 0 or step == end:
             save(step)
 
