@@ -1,0 +1,117 @@
+"""Training throughput: samples/s and peak memory, with and without gradient checkpointing.
+
+    .venv/bin/python bench/train_throughput.py                     # tiny config, CPU, fp32
+    .venv/bin/python bench/train_throughput.py --precision bf16
+    .venv/bin/python bench/train_throughput.py --preset full --device cuda --batch 1   # on a GPU
+
+Each setting runs in a fresh subprocess (so peak RSS is its own): a synthetic latent cache of the
+config's shape (random latents, no videos) and the real trainer (``training.trainer.train``, DDP with
+one process), ``--warmup`` steps untimed, then ``--steps`` timed from the metrics log. Peak RSS is the
+process's ``ru_maxrss``; on CUDA also ``torch.cuda.max_memory_allocated``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def make_synthetic_cache(folder: Path, preset: str, kind: str, clips: int = 8) -> None:
+    import torch
+
+    from microcinema_core.config import MicroCinemaConfig
+    from microcinema_core.training.caching import CacheWriter
+    from microcinema_core.training.train_config import DataConfig
+
+    config = MicroCinemaConfig.tiny(kind) if preset == "tiny" else (
+        MicroCinemaConfig.tsr() if kind == "tsr" else MicroCinemaConfig.base())
+    n, s = config.num_frames, config.latent_size
+    data = DataConfig(kind=kind, num_frames=n, fps=[config.fps], resolution=config.resolution)
+    writer = CacheWriter(folder, data, {"name": "synthetic (benchmark)"}, dtype=torch.float16)
+    g = torch.Generator().manual_seed(0)
+    writer.set_empty_text(torch.zeros(77, config.context_dim))
+    for i in range(clips):
+        writer.add(torch.randn(n, 4, s, s, generator=g), torch.randn(77, config.context_dim, generator=g),
+                   {"key": f"synthetic{i}", "caption": "", "fps": config.fps, "start": 0.0})
+    writer.close()
+
+
+def worker(args) -> dict:
+    import torch
+
+    from microcinema_core.training.progress import read_metrics
+    from microcinema_core.training.train_config import DataConfig, RunConfig, TrainConfig
+    from microcinema_core.training.trainer import train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        make_synthetic_cache(tmp / "cache", args.preset, args.kind)
+        total = args.warmup + args.steps
+        cfg = TrainConfig(kind=args.kind, preset=args.preset, cache_dir=str(tmp / "cache"),
+                          output_dir=str(tmp / "run"), batch_size=args.batch, max_steps=total + 1,
+                          precision=args.precision, gradient_checkpointing=args.ckpt, warmup_steps=0,
+                          save_every=10 ** 9, log_every=1, progress_bar=False, tensorboard=False)
+        train(RunConfig(data=DataConfig(kind=args.kind), train=cfg), device=args.device, stop_at=total)
+        rows = read_metrics(tmp / "run" / "metrics.jsonl")
+        t0 = next(r["time"] for r in rows if r["step"] == args.warmup)
+        t1 = next(r["time"] for r in rows if r["step"] == total)
+    out = {"gradient_checkpointing": args.ckpt, "samples_per_s": args.steps * args.batch / (t1 - t0),
+           "s_per_step": (t1 - t0) / args.steps,
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available() and (args.device or "").startswith("cuda"):
+        out["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="tiny", choices=["tiny", "full"])
+    parser.add_argument("--kind", default="base", choices=["base", "tsr"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--ckpt", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(worker(args)))
+        return 0
+    import torch
+
+    print(f"# {args.preset} {args.kind}, batch {args.batch}, {args.precision}, device {args.device}, "
+          f"{args.steps} timed steps after {args.warmup}; torch {torch.__version__}, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(f"{'grad ckpt':>9} | {'samples/s':>9} | {'s/step':>7} | {'peak RSS MiB':>12} | peak CUDA MiB")
+    for ckpt in (False, True):
+        cmd = [sys.executable, __file__, "--worker", "--preset", args.preset, "--kind", args.kind,
+               "--device", args.device, "--batch", str(args.batch), "--precision", args.precision,
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+        if ckpt:
+            cmd.append("--ckpt")
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+        if proc.returncode or line is None:
+            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+            return 1
+        r = json.loads(line[7:])
+        cuda = f"{r['peak_cuda_mib']:.0f}" if "peak_cuda_mib" in r else "-"
+        print(f"{str(ckpt):>9} | {r['samples_per_s']:9.2f} | {r['s_per_step']:7.3f} | {r['peak_rss_mib']:12.0f} | {cuda}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
