@@ -2,9 +2,16 @@
 
 Add a node file by importing it here and appending it to ``_NODE_MODULES``; a duplicate node id is an error.
 """
+import importlib.util
+
 from . import video_output
 
-_NODE_MODULES = (video_output,)
+if importlib.util.find_spec("comfy") is not None:
+    from . import inflate, keyframe, loaders, noise_prior, sampler, tsr
+
+    _NODE_MODULES = (loaders, inflate, keyframe, noise_prior, sampler, tsr, video_output)
+else:  # imported outside a ComfyUI host (e.g. pytest setting up the repo package): no model nodes
+    _NODE_MODULES = (video_output,)
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}

@@ -1,0 +1,173 @@
+"""MicroCinema as a real ComfyUI model: the stock KSampler, SamplerCustom, previews and memory management
+work on it.
+
+Three small pieces, the pattern ComfyUI's own Stable Video Diffusion uses:
+
+* ``MicroCinemaModelConfig``: a ``supported_models_base.BASE`` subclass (SD2.1 latent format with its
+  0.18215 VAE scale, eps prediction, SD2.1's linear beta schedule over 1000 steps).
+* ``MicroCinemaComfyModel``: a ``model_base.BaseModel`` subclass whose ``extra_conds`` turns the keyframe
+  latent carried in the conditioning (key ``KEYFRAME_KEY``, put there by the Keyframe Conditioning / TSR
+  nodes) into the per-frame appearance input of AppearNet, sized to the noise batch, plus the frame count.
+  With CFG ComfyUI stacks cond and uncond rows, so every row of the batch has its appearance row.
+* ``DiffusionModelAdapter``: the ``diffusion_model`` ComfyUI calls as
+  ``forward(x, timesteps, context=None, control=None, transformer_options={}, **extra_conds)``; it calls
+  :class:`microcinema_core.models.microcinema.MicroCinemaModel`.
+
+``wrap_model`` puts it all in a ``ModelPatcher`` (keyword arguments: the positional order changed between
+ComfyUI versions) and routes the model's attention through ComfyUI's ``optimized_attention`` so the user's
+attention flags apply.
+"""
+from __future__ import annotations
+
+import torch
+
+import comfy.conds
+import comfy.latent_formats
+import comfy.model_base
+import comfy.model_management
+import comfy.model_patcher
+import comfy.supported_models_base
+
+from ..microcinema_core.config import MicroCinemaConfig
+from ..microcinema_core.diffusion.appearance_input import appearance_sequence
+from ..microcinema_core.errors import MicroCinemaInputError
+from ..microcinema_core.nn.attention import set_attention_backend
+
+# Keys this pack adds to ComfyUI conditioning dicts (they reach ``extra_conds`` as keyword arguments).
+KEYFRAME_KEY = "microcinema_keyframe"  # raw VAE latent: [B,4,h,w] (base) or [B,2,4,h,w] (TSR first/last)
+APPEARANCE_KEY = "microcinema_appearance"  # the model input built from it, [rows,4,h,w]
+
+
+class MicroCinemaModelConfig(comfy.supported_models_base.BASE):
+    """ComfyUI's description of a MicroCinema model: SD2.1 latents, eps prediction, SD2.1 schedule."""
+
+    unet_config = {"disable_unet_model_creation": True}  # the net is ours, built before wrapping
+    unet_extra_config = {}
+    latent_format = comfy.latent_formats.SD15  # SD1.x/2.x VAE, scale factor 0.18215
+    supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
+
+    def __init__(self, mc_config: MicroCinemaConfig):
+        self.sampling_settings = {"beta_schedule": "linear", "linear_start": mc_config.beta_start,
+                                  "linear_end": mc_config.beta_end, "timesteps": mc_config.num_train_timesteps}
+        super().__init__(dict(self.unet_config))
+        self.mc_config = mc_config
+
+
+class DiffusionModelAdapter(torch.nn.Module):
+    """ComfyUI's calling convention -> ``MicroCinemaModel.forward``."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.net.parameters()).dtype
+
+    def forward(self, x, timesteps, context=None, control=None, transformer_options={}, **extra):
+        appearance = extra.get(APPEARANCE_KEY)
+        if appearance is None:
+            raise MicroCinemaInputError(
+                "the MicroCinema model got no keyframe: route BOTH positive and negative through "
+                "'MicroCinema Keyframe Conditioning' (or use 'MicroCinema TSR Interpolate' for TSR models)")
+        if context is None:
+            raise MicroCinemaInputError("the MicroCinema model got no text conditioning (CLIP Text Encode)")
+        num_frames = int(extra.get("num_video_frames") or x.shape[0])
+        return self.net(x, timesteps, context, appearance.to(x.dtype), num_frames)
+
+
+class MicroCinemaComfyModel(comfy.model_base.BaseModel):
+    """A MicroCinema network as ComfyUI's ``BaseModel`` (eps prediction)."""
+
+    def __init__(self, model_config: MicroCinemaModelConfig, net: torch.nn.Module, device=None):
+        super().__init__(model_config, model_type=comfy.model_base.ModelType.EPS, device=device)
+        self.diffusion_model = DiffusionModelAdapter(net)
+
+    @property
+    def mc_config(self) -> MicroCinemaConfig:
+        return self.model_config.mc_config
+
+    def get_dtype(self):
+        return self.diffusion_model.dtype
+
+    def extra_conds(self, **kwargs):
+        out = super().extra_conds(**kwargs)
+        keyframe = kwargs.get(KEYFRAME_KEY)
+        noise = kwargs["noise"]
+        if keyframe is not None:
+            reference = self.process_latent_in(keyframe.to(device=noise.device, dtype=torch.float32))
+            appearance, frames = appearance_for_batch(self.mc_config.kind, reference, noise.shape)
+            out[APPEARANCE_KEY] = comfy.conds.CONDNoiseShape(appearance)
+            out["num_video_frames"] = comfy.conds.CONDConstant(frames)
+        return out
+
+
+def appearance_for_batch(kind: str, reference: torch.Tensor, noise_shape) -> tuple[torch.Tensor, int]:
+    """The appearance sequence for a latent batch of ``noise_shape`` (all videos' frames in the batch).
+
+    ``reference`` holds one keyframe (base) or one first/last pair (TSR) per video; the frame count is
+    the batch size over the number of videos. Raises ``MicroCinemaInputError`` when they do not fit.
+    """
+    videos = int(reference.shape[0])
+    rows, spatial = int(noise_shape[0]), tuple(noise_shape[-2:])
+    if tuple(reference.shape[-2:]) != spatial:
+        raise MicroCinemaInputError(
+            f"the keyframe latent is {reference.shape[-1] * 8}x{reference.shape[-2] * 8} px but the video latent "
+            f"is {spatial[1] * 8}x{spatial[0] * 8} px: use the empty video latent of the same Keyframe "
+            "Conditioning node (or the same width/height)")
+    if rows % videos:
+        raise MicroCinemaInputError(
+            f"the video latent has {rows} frames, not a whole number of videos for {videos} keyframe(s)")
+    frames = rows // videos
+    if frames < 2:
+        raise MicroCinemaInputError(f"a video needs at least 2 frames, the latent has {frames} per keyframe")
+    return appearance_sequence(kind, reference, frames), frames
+
+
+def use_comfy_attention() -> None:
+    """Route MicroCinema's attention through ComfyUI's ``optimized_attention`` (the user's flags apply)."""
+    from comfy.ldm.modules.attention import optimized_attention
+
+    def comfy_attention(q, k, v, heads):
+        return optimized_attention(q, k, v, heads)
+
+    set_attention_backend(comfy_attention)
+
+
+def wrap_model(net: torch.nn.Module) -> comfy.model_patcher.ModelPatcher:
+    """A ComfyUI MODEL (``ModelPatcher``) around a ``MicroCinemaModel``."""
+    use_comfy_attention()
+    config = MicroCinemaModelConfig(net.config)
+    model = MicroCinemaComfyModel(config, net.eval())
+    return comfy.model_patcher.ModelPatcher(
+        model, load_device=comfy.model_management.get_torch_device(),
+        offload_device=comfy.model_management.unet_offload_device())
+
+
+def microcinema_config_of(model, input_name: str = "model") -> MicroCinemaConfig:
+    """The MicroCinema config of a MODEL, or a clear error when it is another kind of model."""
+    inner = getattr(model, "model", None)
+    if not isinstance(inner, MicroCinemaComfyModel):
+        kind = type(inner).__name__ if inner is not None else type(model).__name__
+        raise MicroCinemaInputError(
+            f"'{input_name}' is not a MicroCinema model (got a {kind}): load one with 'Load MicroCinema "
+            "Model' / 'Load MicroCinema TSR Model', or make one with 'Inflate SD2.1 to MicroCinema'")
+    return inner.mc_config
+
+
+def require_kind(model, kind: str, input_name: str = "model") -> MicroCinemaConfig:
+    """``microcinema_config_of`` and check that it is a ``base`` or ``tsr`` model."""
+    config = microcinema_config_of(model, input_name)
+    if config.kind != kind:
+        wanted = "base image&text-to-video" if kind == "base" else "TSR (temporal interpolation)"
+        raise MicroCinemaInputError(
+            f"'{input_name}' is a MicroCinema {config.kind.upper()} model; this input needs a {wanted} model")
+    return config
+
+
+def model_object(model, name: str):
+    """``model.get_model_object(name)`` on hosts that have it, else the object patch or the attribute."""
+    getter = getattr(model, "get_model_object", None)
+    if getter is not None:
+        return getter(name)
+    return model.object_patches.get(name, getattr(model.model, name))

@@ -1,0 +1,103 @@
+"""MicroCinema Keyframe Conditioning: text conditioning + keyframe IMAGE -> conditioning that carries the
+keyframe, and the empty video LATENT (frames in the batch dimension).
+
+The keyframe is centre-cropped to the video's aspect ratio, resized, and encoded with the user's VAE (the
+SD2.1 VAE); its latent rides in both conditionings, and the model's ``extra_conds`` turns it into
+AppearNet's input ``[z^c, ..., z^c]`` (paper sec. 3.2). Works with an IMAGE from any graph.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..microcinema_core.errors import MicroCinemaInputError
+from .prior_sampling import with_keyframe
+
+SIZE_MULTIPLE = 64  # the U-Net downsamples latents 8x: 8 * 8 pixels
+
+
+def check_video_size(width: int, height: int, frames: int) -> None:
+    for name, value in (("width", width), ("height", height)):
+        if value % SIZE_MULTIPLE:
+            lower = max(SIZE_MULTIPLE, value // SIZE_MULTIPLE * SIZE_MULTIPLE)
+            raise MicroCinemaInputError(
+                f"{name} {value} is not a multiple of {SIZE_MULTIPLE} px; use {lower} or {lower + SIZE_MULTIPLE}")
+    if frames < 2:
+        raise MicroCinemaInputError(f"frames must be at least 2, got {frames}")
+
+
+def fit_image(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """IMAGE ``[B,H,W,C]`` -> ``[B,height,width,3]``: centre crop to the aspect ratio, then resize."""
+    import comfy.utils
+
+    if images.ndim != 4 or images.shape[-1] not in (3, 4):
+        raise MicroCinemaInputError(f"expected an IMAGE [batch, height, width, 3], got {tuple(images.shape)}")
+    if images.shape[1] < 8 or images.shape[2] < 8:
+        raise MicroCinemaInputError(f"the image is {images.shape[2]}x{images.shape[1]} px: too small")
+    pixels = images[..., :3].movedim(-1, 1)
+    if tuple(pixels.shape[-2:]) != (height, width):
+        method = "area" if pixels.shape[-1] > width and pixels.shape[-2] > height else "bicubic"
+        pixels = comfy.utils.common_upscale(pixels, width, height, method, "center").clamp(0.0, 1.0)
+    return pixels.movedim(1, -1)
+
+
+def encode_keyframe(vae, keyframe: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """The raw VAE latent ``[1,4,h,w]`` of one keyframe IMAGE."""
+    if keyframe.ndim == 4 and keyframe.shape[0] != 1:
+        raise MicroCinemaInputError(
+            f"'keyframe' is a batch of {keyframe.shape[0]} images; MicroCinema animates one keyframe per video: "
+            "pick one with 'ImageFromBatch' (or queue one prompt per keyframe)")
+    latent = vae.encode(fit_image(keyframe, width, height))
+    if latent.shape[1] != 4:
+        raise MicroCinemaInputError(
+            f"the VAE makes {latent.shape[1]}-channel latents; MicroCinema needs the SD2.1 (SD1.x/2.x) VAE")
+    if not bool(torch.isfinite(latent).all()):
+        raise MicroCinemaInputError("the keyframe latent has NaN/inf: use an fp32 or bf16 VAE (--fp32-vae)")
+    return latent.float().cpu()
+
+
+class MicroCinemaKeyframeConditioning:
+    """Attach an encoded keyframe to positive and negative; make the empty video latent."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "positive": ("CONDITIONING", {
+                "tooltip": "The text prompt (CLIP Text Encode with SD2.1's OpenCLIP-H text encoder)."}),
+            "negative": ("CONDITIONING", {
+                "tooltip": "The negative prompt; it carries the keyframe too, as classifier-free guidance "
+                           "needs it in both."}),
+            "vae": ("VAE", {"tooltip": "The SD2.1 VAE (also SD1.x's): encodes the keyframe."}),
+            "keyframe": ("IMAGE", {
+                "tooltip": "ONE image: the video's centre frame (from SDXL, SD2.1, Load Image...). It is "
+                           "centre-cropped to width:height and resized."}),
+            "width": ("INT", {
+                "default": 320, "min": 64, "max": 2048, "step": 64,
+                "tooltip": "Video width in pixels, a multiple of 64. The paper trains at 320x320; 512 works too."}),
+            "height": ("INT", {
+                "default": 320, "min": 64, "max": 2048, "step": 64,
+                "tooltip": "Video height in pixels, a multiple of 64."}),
+            "frames": ("INT", {
+                "default": 9, "min": 2, "max": 64, "step": 1,
+                "tooltip": "Frames of the video. The base model is trained on 9 frames at 2 fps: other "
+                           "counts work but leave the training distribution."}),
+        }}
+
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("positive", "negative", "latent")
+    OUTPUT_TOOLTIPS = ("positive with the keyframe attached", "negative with the keyframe attached",
+                       "an empty video latent, frames in the batch dimension: sample it with KSampler or "
+                       "'MicroCinema Sampler', decode it with VAE Decode")
+    FUNCTION = "encode"
+    CATEGORY = "MicroCinema"
+    DESCRIPTION = ("Encodes the keyframe with the VAE and attaches it to the conditioning (AppearNet's input); "
+                   "returns the empty video latent to sample.")
+
+    def encode(self, positive, negative, vae, keyframe, width, height, frames):
+        check_video_size(width, height, frames)
+        latent = encode_keyframe(vae, keyframe, width, height)
+        empty = torch.zeros([frames, 4, height // 8, width // 8])
+        return (with_keyframe(positive, latent), with_keyframe(negative, latent), {"samples": empty})
+
+
+NODE_CLASS_MAPPINGS = {"MicroCinemaKeyframeConditioning": MicroCinemaKeyframeConditioning}
+NODE_DISPLAY_NAME_MAPPINGS = {"MicroCinemaKeyframeConditioning": "MicroCinema Keyframe Conditioning"}

@@ -1,0 +1,71 @@
+"""Where MicroCinema checkpoints live (``models/microcinema``) and what a wrong file is.
+
+``register_model_folder`` adds the folder to ComfyUI's ``folder_paths`` by APPENDING to an existing
+``microcinema`` entry (extra_model_paths.yaml may have made one before the pack loads), never replacing it.
+``describe_file`` names what a non-MicroCinema file is and which ComfyUI loader takes it.
+"""
+from __future__ import annotations
+
+import os
+
+FOLDER = "microcinema"
+EXTENSIONS = {".safetensors"}
+
+
+def register_model_folder() -> None:
+    """Make ``models/microcinema`` (plus any configured extra paths) a ComfyUI model folder."""
+    import folder_paths
+
+    default = os.path.join(folder_paths.models_dir, FOLDER)
+    entry = folder_paths.folder_names_and_paths.get(FOLDER)
+    if entry is None:
+        folder_paths.folder_names_and_paths[FOLDER] = ([default], set(EXTENSIONS))
+        return
+    paths, extensions = entry[0], entry[1]
+    if default not in paths:
+        paths.append(default)
+    if isinstance(extensions, set):
+        extensions.update(EXTENSIONS)
+    else:  # a list on some hosts: rebuild the entry with the same paths
+        folder_paths.folder_names_and_paths[FOLDER] = (paths, set(extensions) | EXTENSIONS)
+
+
+def checkpoint_names() -> list:
+    import folder_paths
+
+    return folder_paths.get_filename_list(FOLDER)
+
+
+def checkpoint_path(name: str) -> str:
+    import folder_paths
+
+    path = folder_paths.get_full_path(FOLDER, name)
+    if path is None:
+        raise FileNotFoundError(f"MicroCinema checkpoint '{name}' not found in models/{FOLDER}/")
+    return path
+
+
+def describe_file(path: str) -> str:
+    """What a weights file that is not a MicroCinema checkpoint holds, and the loader for it."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            keys = list(f.keys())
+    except Exception:
+        return "not a readable safetensors file (truncated, or another format)"
+    joined = "\n".join(keys[:2000])
+    if "lora_unet_" in joined or "lora_te" in joined or ".lora_up." in joined or ".lora_A." in joined:
+        return "a LoRA: load it with 'Load LoRA'"
+    if any(k.startswith("model.diffusion_model.") for k in keys):
+        if any("label_emb" in k for k in keys):
+            return "an SDXL checkpoint: load it with 'Load Checkpoint' (e.g. for the keyframe)"
+        return ("a Stable Diffusion checkpoint: load it with 'Load Checkpoint'; an SD2.1-base one can become "
+                "an untrained MicroCinema model with 'Inflate SD2.1 to MicroCinema'")
+    if any(k.startswith(("input_blocks.", "diffusion_model.")) for k in keys):
+        return "a bare diffusion U-Net: load it with 'Load Diffusion Model' / 'UNETLoader'"
+    if any(k.startswith(("taesd_", "encoder.conv_in", "decoder.conv_in", "first_stage_model.")) for k in keys):
+        return "a VAE: load it with 'Load VAE'"
+    if any("text_model." in k or k.startswith("transformer.resblocks.") for k in keys):
+        return "a text encoder: load it with 'Load CLIP'"
+    return "not a MicroCinema checkpoint (no 'microcinema.*' metadata)"
