@@ -19,4 +19,6 @@ class SpadeModulation(nn.Module):
 
     def forward(self, normalized: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.conv(feature).chunk(2, dim=1)
-        return torch.addcmul(normalized + beta, normalized, gamma)
+        out = torch.addcmul(beta, normalized, gamma)
+        out += normalized
+        return out

@@ -40,15 +40,19 @@ class ResBlock(nn.Module):
         )
 
     def forward(self, x, emb, num_frames, spade_feature=None):
+        # In-place updates below only touch fresh outputs whose old values no backward pass needs
+        # (sums and convolution outputs), so they are safe under autograd and save a memory pass each.
         h = self.in_layers(x)
         h = self.temporal_conv_in(h, num_frames)
-        h = h + self.emb_layers(emb)[:, :, None, None].to(h.dtype)
+        h += self.emb_layers(emb)[:, :, None, None].to(h.dtype)
         h = self.out_layers[0](h)
         if self.spade is not None and spade_feature is not None:
             h = self.spade(h, spade_feature)
-        h = self.out_layers[3](self.out_layers[2](self.out_layers[1](h)))
+        h = F.silu(h, inplace=not torch.is_grad_enabled())
+        h = self.out_layers[3](self.out_layers[2](h))
         h = self.temporal_conv_out(h, num_frames)
-        return self.skip_connection(x) + h
+        h += self.skip_connection(x)
+        return h
 
 
 class CrossAttention(nn.Module):
@@ -97,17 +101,25 @@ class BasicTransformerBlock(nn.Module):
 
     def forward(self, tokens, context, num_frames, frames_share_context):
         """``tokens``: ``[B*N, HW, C]``; ``context``: ``[B, L, D]`` when ``frames_share_context`` else ``[B*N, L, D]``."""
-        tokens = self.attn1(self.norm1(tokens)) + tokens
+        attended = self.attn1(self.norm1(tokens))
+        attended += tokens
+        tokens = attended
         if frames_share_context:
             # Cross-attention is independent per query token, so the N frames of a video can be one
             # long query sequence against the video's single context: keys and values are computed once
             # per video instead of once per frame (exact).
             bn, hw, c = tokens.shape
             video_tokens = tokens.reshape(bn // num_frames, num_frames * hw, c)
-            tokens = (self.attn2(self.norm2(video_tokens), context) + video_tokens).reshape(bn, hw, c)
+            attended = self.attn2(self.norm2(video_tokens), context)
+            attended += video_tokens
+            tokens = attended.reshape(bn, hw, c)
         else:
-            tokens = self.attn2(self.norm2(tokens), context) + tokens
-        return self.ff(self.norm3(tokens)) + tokens
+            attended = self.attn2(self.norm2(tokens), context)
+            attended += tokens
+            tokens = attended
+        out = self.ff(self.norm3(tokens))
+        out += tokens
+        return out
 
 
 class SpatialTransformer(nn.Module):
@@ -130,8 +142,8 @@ class SpatialTransformer(nn.Module):
         h = self.proj_in(h)
         for block in self.transformer_blocks:
             h = block(h, context, num_frames, frames_share_context)
-        h = self.proj_out(h)
-        out = x + h.reshape(bn, height, width, c).permute(0, 3, 1, 2)
+        out = self.proj_out(h).reshape(bn, height, width, c).permute(0, 3, 1, 2)
+        out += x
         if self.temporal_attention is not None:
             out = self.temporal_attention(out, num_frames)
         return out
