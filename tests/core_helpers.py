@@ -22,8 +22,12 @@ def comfy_root() -> Path:
     return Path(spec.origin).parent / "_comfyui"
 
 
-def import_comfy_unet():
-    """ComfyUI's ``UNetModel`` class and its ``ops`` (CPU mode), importable in this process."""
+def import_comfy_unet(pytorch_attention: bool = False):
+    """ComfyUI's ``UNetModel`` class and its ``ops`` (CPU mode), importable in this process.
+
+    ``pytorch_attention`` sets ``--use-pytorch-cross-attention`` (SDPA) before ComfyUI picks its attention;
+    without it the 2024 host uses its CPU default (sub-quadratic attention). Decided once per process.
+    """
     exec(compile(SHIM.read_text(), str(SHIM), "exec"), {})  # torchvision op schemas, as in the server
     root = str(comfy_root())
     if root not in sys.path:
@@ -31,6 +35,8 @@ def import_comfy_unet():
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True
+    if pytorch_attention:
+        comfy.cli_args.args.use_pytorch_cross_attention = True
     import comfy.model_management  # noqa: F401  (reads args.cpu)
     import comfy.ops
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
@@ -38,9 +44,13 @@ def import_comfy_unet():
     return UNetModel, comfy.ops
 
 
-def comfy_sd21_unet(config: MicroCinemaConfig, seed: int = 0, dtype=torch.float32):
-    """ComfyUI's SD2.1 ``UNetModel`` at ``config``'s size, every weight random (std 0.05-ish)."""
-    UNetModel, ops = import_comfy_unet()
+def comfy_sd21_unet(config: MicroCinemaConfig, seed: int = 0, dtype=torch.float32, pytorch_attention=False,
+                    device=None):
+    """ComfyUI's SD2.1 ``UNetModel`` at ``config``'s size, every weight random (std 0.05-ish).
+
+    ``device="meta"`` builds it without memory or values (for FLOP counting).
+    """
+    UNetModel, ops = import_comfy_unet(pytorch_attention)
     depth = [1 if level in config.attention_levels else 0 for level in range(len(config.channel_mult))
              for _ in range(config.num_res_blocks)]
     depth_out = [1 if level in config.attention_levels else 0 for level in range(len(config.channel_mult))
@@ -51,9 +61,10 @@ def comfy_sd21_unet(config: MicroCinemaConfig, seed: int = 0, dtype=torch.float3
         transformer_depth=depth, transformer_depth_output=depth_out, transformer_depth_middle=1,
         channel_mult=list(config.channel_mult), num_head_channels=config.num_head_channels,
         context_dim=config.context_dim, use_linear_in_transformer=True, use_spatial_transformer=True,
-        legacy=False, dtype=dtype, operations=ops.disable_weight_init,
+        legacy=False, dtype=dtype, operations=ops.disable_weight_init, device=device,
     )
-    randomize_(net, seed)
+    if device != "meta":
+        randomize_(net, seed)
     return net.eval()
 
 
