@@ -292,6 +292,7 @@ class ComfyHost:
             "    microcinema: microcinema\n"
             "    checkpoints: checkpoints\n"
             "    vae: vae\n"
+            "    clip: clip\n"
             f"    custom_nodes: {custom_nodes}\n"
         )
         extra = ["--disable-api-nodes"] if (comfy_dir / "comfy_api_nodes").is_dir() else []  # current ComfyUI

@@ -17,7 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # lets tests import co
 from comfy_host import ComfyHost  # noqa: E402
 
 # Node classes that must be registered once the pack has loaded.
-EXPECTED_NODES = ("MicroCinemaSaveVideo",)
+EXPECTED_NODES = ("MicroCinemaSaveVideo", "MicroCinemaModelLoader", "MicroCinemaTSRModelLoader",
+                  "MicroCinemaInflateSD21", "MicroCinemaKeyframeConditioning", "MicroCinemaAppearanceNoisePrior",
+                  "MicroCinemaSampler", "MicroCinemaTSRInterpolate")
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +42,13 @@ def mc_host(comfy_host):
     missing = [name for name in EXPECTED_NODES if name not in info]
     assert not missing, f"nodes missing from /object_info: {missing}\n{comfy_host.log_tail()}"
     return comfy_host
+
+
+@pytest.fixture(scope="session")
+def mc_models(mc_host):
+    """``mc_host`` with tiny/random stand-ins of every model file the shipped workflows name
+    (see ``workflow_assets.py`` for what is substituted and why)."""
+    from workflow_assets import install_test_models
+
+    install_test_models(mc_host.models_dir, mc_host.input_dir)
+    return mc_host

@@ -1,0 +1,191 @@
+"""The shipped API-format workflows queued over HTTP on the real ComfyUI server, with tiny random models.
+
+See ``workflow_assets.py`` for the test-time stand-ins (tiny MicroCinema checkpoints, random CLIP-L and
+TAESD files under the shipped names, LoadImage instead of the SDXL stage, 64x64 px, 2 steps).
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+from comfy_host import HostError, PromptRejected, execution_error, output_files
+from video_probe import probe
+from workflow_assets import as_test_prompt
+
+pytestmark = pytest.mark.host
+WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
+
+
+def load_api(name: str) -> dict:
+    return json.loads((WORKFLOWS / f"{name}_api.json").read_text())
+
+
+def prefixed(prompt: dict, tag: str) -> dict:
+    """Unique output names per run (the output folder is shared by the whole session)."""
+    for node in prompt.values():
+        if "filename_prefix" in node["inputs"]:
+            node["inputs"]["filename_prefix"] = f"{node['inputs']['filename_prefix']}_{tag}"
+    return prompt
+
+
+def videos(host, entry) -> list:
+    return [probe(host.output_dir / f["subfolder"] / f["filename"]) for f in output_files(entry)]
+
+
+def run_image_to_video(host, seed: int, tag: str):
+    prompt = prefixed(as_test_prompt(load_api("image_to_video")), tag)
+    prompt["8"]["inputs"]["seed"] = seed
+    return host.client.run(prompt, timeout=180)
+
+
+def test_image_to_video_workflow(mc_models):
+    (video,) = videos(mc_models, run_image_to_video(mc_models, 42, "i2v"))
+    assert (video.count, video.size, video.fps) == (9, (64, 64), pytest.approx(2.0))
+    assert video.codec == "h264"
+
+
+def test_sdxl_keyframe_workflow_validates_except_the_sdxl_file(mc_models):
+    """The shipped prompt: the only complaint is the SDXL checkpoint that is not installed.
+
+    The 2024 host validates only what REQUIRED inputs lead to (TSR's video input is optional), so two
+    extra outputs make it check the keyframe and base-sampler branches too."""
+    prompt = load_api("sdxl_keyframe_to_video")
+    prompt["90"] = {"class_type": "PreviewImage", "inputs": {"images": ["16", 0]}}
+    prompt["91"] = {"class_type": "SaveLatent", "inputs": {"samples": ["21", 0], "filename_prefix": "never"}}
+    with pytest.raises(PromptRejected) as rejected:
+        mc_models.client.queue(prompt)
+    errors = rejected.value.body["node_errors"]
+    assert set(errors) == {"11"}, errors
+    (problem,) = errors["11"]["errors"]
+    assert problem["type"] == "value_not_in_list" and problem["extra_info"]["input_name"] == "ckpt_name"
+
+
+def test_sdxl_keyframe_to_tsr_workflow(mc_models):
+    prompt = prefixed(as_test_prompt(load_api("sdxl_keyframe_to_video")), "sdxl")
+    assert "11" not in prompt and prompt["16"]["class_type"] == "LoadImage"
+    (video,) = videos(mc_models, mc_models.client.run(prompt, timeout=240))
+    assert (video.count, video.size, video.fps) == (33, (64, 64), pytest.approx(8.0))  # (9-1)*4+1 at 8 fps
+
+
+def test_gamma_sweep_workflow(mc_models):
+    entry = mc_models.client.run(prefixed(as_test_prompt(load_api("gamma_sweep")), "sweep"), timeout=240)
+    got = videos(mc_models, entry)
+    assert [(v.count, v.size) for v in got] == [(9, (64, 64))] * 3
+    frames = [v.frames.astype(float) for v in got]
+    assert all(abs(a - b).mean() > 0.05 for a, b in [(frames[0], frames[1]), (frames[1], frames[2])])
+
+
+def test_stock_ksampler_equals_microcinema_sampler(mc_models):
+    """Noise Prior -> stock KSampler and MicroCinema Sampler, same settings and seed: identical latents."""
+    tag = uuid.uuid4().hex[:6]
+    prompt = as_test_prompt(load_api("image_to_video"), steps=3)
+    sampler = prompt["8"]["inputs"]
+    prompt.update({
+        "50": {"class_type": "MicroCinemaAppearanceNoisePrior", "inputs": {
+            "model": ["4", 0], "gamma": sampler["gamma"], "prior_lambda": sampler["prior_lambda"],
+            "positive": ["7", 0]}},
+        "51": {"class_type": "KSampler", "inputs": {
+            "model": ["50", 0], "seed": sampler["seed"], "steps": sampler["steps"], "cfg": sampler["cfg"],
+            "sampler_name": "euler", "scheduler": "normal", "positive": ["7", 0], "negative": ["7", 1],
+            "latent_image": ["7", 2], "denoise": 1.0}},
+        "60": {"class_type": "SaveLatent", "inputs": {"samples": ["8", 0], "filename_prefix": f"cmp/ours_{tag}"}},
+        "61": {"class_type": "SaveLatent", "inputs": {"samples": ["51", 0], "filename_prefix": f"cmp/stock_{tag}"}},
+    })
+    for nid in ("9", "10"):
+        del prompt[nid]
+    mc_models.client.run(prompt, timeout=180)
+    from safetensors.torch import load_file
+
+    ours, stock = (load_file(str(next(mc_models.output_dir.glob(f"cmp/{kind}_{tag}*.latent"))))["latent_tensor"]
+                   for kind in ("ours", "stock"))
+    assert ours.shape == (9, 4, 8, 8)
+    assert torch.equal(ours, stock)
+    assert ours.abs().max() > 0
+
+
+BAD_HTTP_400 = {
+    "missing model file": (("4", "ckpt_name", "no_such_model.safetensors"), "value_not_in_list"),
+    "frames < 2": (("7", "frames", 1), "value_smaller_than_min"),
+    "gamma out of range": (("8", "gamma", 0.5), "value_bigger_than_max"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HTTP_400))
+def test_bad_values_get_http_400_and_the_next_prompt_runs(mc_models, case):
+    (nid, name, value), kind = BAD_HTTP_400[case]
+    prompt = as_test_prompt(load_api("image_to_video"))
+    prompt[nid]["inputs"][name] = value
+    with pytest.raises(PromptRejected) as rejected:
+        mc_models.client.queue(prompt)
+    assert rejected.value.status == 400
+    errors = rejected.value.body["node_errors"][nid]["errors"]
+    assert [e["type"] for e in errors] == [kind], errors
+    run_image_to_video(mc_models, 1000 + len(case), f"after400_{len(case)}")
+
+
+def _batch_of_keyframes(prompt):
+    prompt["70"] = {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["1", 0]}}
+    prompt["7"]["inputs"]["keyframe"] = ["70", 0]
+
+
+def _wrong_size(prompt):
+    prompt["7"]["inputs"]["width"] = 100
+
+
+def _tsr_file_in_base_loader(prompt):
+    prompt["4"]["inputs"]["ckpt_name"] = "microcinema_tsr.safetensors"
+
+
+def _lora_in_base_loader(prompt):
+    prompt["4"]["inputs"]["ckpt_name"] = "not_microcinema_lora.safetensors"
+
+
+BAD_EXECUTION = {
+    "batch of keyframes": (_batch_of_keyframes, "batch of 2 images"),
+    "keyframe size not a multiple of 64": (_wrong_size, "width 100 is not a multiple of 64"),
+    "TSR file in the base loader": (_tsr_file_in_base_loader, "load it with 'Load MicroCinema TSR Model'"),
+    "LoRA in the base loader": (_lora_in_base_loader, "a LoRA: load it with 'Load LoRA'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_EXECUTION))
+def test_bad_inputs_give_clear_execution_errors_and_the_next_prompt_runs(mc_models, case):
+    from safetensors.torch import save_file
+
+    lora = mc_models.models_dir / "microcinema" / "not_microcinema_lora.safetensors"
+    if not lora.exists():
+        save_file({"lora_unet_input_blocks_1_1_proj_in.lora_up.weight": torch.zeros(4, 1)}, str(lora))
+    breakage, words = BAD_EXECUTION[case]
+    prompt = as_test_prompt(load_api("image_to_video"))
+    breakage(prompt)
+    entry = mc_models.client.wait(mc_models.client.queue(prompt), timeout=120)
+    error = execution_error(entry)
+    assert error is not None and words in error.get("exception_message", ""), error
+    assert not output_files(entry)
+    run_image_to_video(mc_models, 2000 + len(case), f"afterexec_{len(case)}")
+
+
+def test_cancel_mid_sampling_stops_within_a_step_and_leaves_no_file(mc_models):
+    prompt = prefixed(as_test_prompt(load_api("image_to_video"), steps=400), "cancelled")
+    before = set(mc_models.output_files())
+    with mc_models.client.listen() as events:
+        prompt_id = mc_models.client.queue(prompt, client_id=events.client_id)
+        value_at_interrupt = None
+        while value_at_interrupt is None:
+            event = events.next_event(timeout=120)
+            data = event.get("data") or {}
+            if event["type"] == "progress" and data.get("node") == "8" and data["value"] >= 2:
+                mc_models.client.interrupt()
+                value_at_interrupt = data["value"]
+        rest = events.until_done(prompt_id, timeout=60)
+    steps_after = [e["data"]["value"] for e in rest if e["type"] == "progress" and e["data"].get("node") == "8"]
+    assert len(steps_after) <= 1, steps_after  # the step running when /interrupt arrived, at most
+    assert rest[-1]["type"] == "execution_interrupted"
+    assert value_at_interrupt < 400
+    assert set(mc_models.output_files()) == before  # no partial video
+    run_image_to_video(mc_models, 3000, "after_cancel")

@@ -1,0 +1,93 @@
+"""Write ``workflows/<name>_api.json`` and ``<name>_ui.json`` from ``definitions.py``, through the host's UI.
+
+Both files come from the real web UI, so they are exactly what ComfyUI itself saves: a ComfyUI server with
+this pack is started (the tests' harness, tiny stand-in model files), each API prompt is loaded with
+``app.loadApiJson`` (as dropping an API file does), titled, laid out left to right, seeds fixed; then
+``app.graph.serialize()`` is the UI file and ``app.graphToPrompt()`` the API file.
+
+    .venv/bin/python workflows/build_workflows.py
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests"), str(HERE.parent)]
+
+from browser import ComfyBrowser  # noqa: E402
+from comfy_host import ComfyHost  # noqa: E402
+from definitions import WORKFLOWS  # noqa: E402
+
+_LAYOUT = """([prompt, columns]) => {
+    const graph = window.app.graph;
+    window.app.loadApiJson(prompt);
+    const placed = {};
+    columns.forEach((ids, col) => {
+        let y = 40;
+        for (const id of ids) {
+            const node = graph.getNodeById(+id);
+            node.title = prompt[id]._meta.title;
+            for (const w of node.widgets || []) if (w.name === 'control_after_generate') w.value = 'fixed';
+            node.size = node.computeSize();
+            node.size[0] = Math.max(node.size[0], 300);
+            node.pos = [40 + col * 360, y];
+            y += node.size[1] + 60;
+        }
+    });
+    graph.setDirtyCanvas(true, true);
+}"""
+
+
+def columns(prompt: dict) -> list:
+    """Node ids grouped by depth (longest path from a source), for a left-to-right layout."""
+    depth = {}
+
+    def visit(nid):
+        if nid not in depth:
+            sources = [v[0] for v in prompt[nid]["inputs"].values() if isinstance(v, list) and len(v) == 2]
+            depth[nid] = 1 + max((visit(s) for s in sources), default=-1)
+        return depth[nid]
+
+    for nid in prompt:
+        visit(nid)
+    cols = [[] for _ in range(max(depth.values()) + 1)]
+    for nid in sorted(prompt, key=int):
+        cols[depth[nid]].append(nid)
+    return cols
+
+
+def strip_meta(prompt: dict) -> dict:
+    """Class and inputs only; without the UI-only 'upload' button value of LoadImage."""
+    return {nid: {"class_type": n["class_type"], "inputs": {k: v for k, v in n["inputs"].items() if k != "upload"}}
+            for nid, n in prompt.items()}
+
+
+def main() -> None:
+    from workflow_assets import install_test_models
+
+    with tempfile.TemporaryDirectory() as scratch, ComfyHost(Path(scratch)) as host:
+        install_test_models(host.models_dir, host.input_dir)
+        with ComfyBrowser(host.url, viewport=(1600, 1000)) as ui:
+            for name, make in WORKFLOWS.items():
+                prompt = make()
+                ui.page.evaluate(_LAYOUT, [prompt, columns(prompt)])
+                ui.page.wait_for_timeout(300)
+                graph = ui.serialized_graph()
+                api = ui.graph_to_prompt()
+                got, want = strip_meta(api), strip_meta(prompt)
+                if got != want:
+                    diff = {nid: (got.get(nid), want.get(nid)) for nid in set(got) | set(want)
+                            if got.get(nid) != want.get(nid)}
+                    raise SystemExit(f"{name}: the UI's prompt differs from the definition:\n{diff}")
+                for nid, node in api.items():
+                    node["_meta"] = prompt[nid]["_meta"]
+                (HERE / f"{name}_ui.json").write_text(json.dumps(graph, indent=2) + "\n")
+                (HERE / f"{name}_api.json").write_text(json.dumps(api, indent=2) + "\n")
+                print("wrote", name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The shipped workflows, defined once here in API format; ``build_workflows.py`` writes both JSON formats.
+
+File names the workflows expect (put the files in these ComfyUI folders, or pick yours in the UI):
+models/microcinema/microcinema_base.safetensors, microcinema_tsr.safetensors; models/clip/
+sd21_text_encoder.safetensors (SD2.1's OpenCLIP-H text encoder); models/vae/sd21_vae.safetensors (the SD2.1 /
+SD1.x VAE); models/checkpoints/sd_xl_base_1.0.safetensors (keyframe workflow); input/microcinema_keyframe.png.
+"""
+from __future__ import annotations
+
+BASE_CKPT = "microcinema_base.safetensors"
+TSR_CKPT = "microcinema_tsr.safetensors"
+TEXT_ENCODER = "sd21_text_encoder.safetensors"
+VAE = "sd21_vae.safetensors"
+SDXL_CKPT = "sd_xl_base_1.0.safetensors"
+KEYFRAME_IMAGE = "microcinema_keyframe.png"
+PROMPT = "a red panda climbing a mossy tree trunk, soft morning light, shallow depth of field"
+NEGATIVE = "static, still image, blurry, low quality, watermark, text"
+
+
+def _node(class_type: str, title: str, **inputs) -> dict:
+    return {"class_type": class_type, "inputs": inputs, "_meta": {"title": title}}
+
+
+def _video_front(keyframe_source: list) -> dict:
+    """Text encoder, VAE, base model, prompts and keyframe conditioning (node ids 2-7)."""
+    return {
+        "2": _node("CLIPLoader", "SD2.1 text encoder", clip_name=TEXT_ENCODER, type="stable_diffusion"),
+        "3": _node("VAELoader", "SD2.1 VAE", vae_name=VAE),
+        "4": _node("MicroCinemaModelLoader", "Load MicroCinema Model", ckpt_name=BASE_CKPT, dtype="auto"),
+        "5": _node("CLIPTextEncode", "Prompt", text=PROMPT, clip=["2", 0]),
+        "6": _node("CLIPTextEncode", "Negative prompt", text=NEGATIVE, clip=["2", 0]),
+        "7": _node("MicroCinemaKeyframeConditioning", "MicroCinema Keyframe Conditioning", positive=["5", 0],
+                   negative=["6", 0], vae=["3", 0], keyframe=keyframe_source, width=320, height=320, frames=9),
+    }
+
+
+def image_to_video() -> dict:
+    """(b) An image from disk -> MicroCinema (one-box sampler) -> mp4 at 2 fps."""
+    prompt = {"1": _node("LoadImage", "Keyframe image", image=KEYFRAME_IMAGE)}
+    prompt.update(_video_front(["1", 0]))
+    prompt.update({
+        "8": _node("MicroCinemaSampler", "MicroCinema Sampler", model=["4", 0], positive=["7", 0],
+                   negative=["7", 1], latent=["7", 2], seed=42, steps=50, cfg=7.5, gamma=0.02, prior_lambda=-1.0,
+                   sampler_name="euler", scheduler="normal"),
+        "9": _node("VAEDecode", "VAE Decode", samples=["8", 0], vae=["3", 0]),
+        "10": _node("MicroCinemaSaveVideo", "Save Video (MicroCinema)", images=["9", 0], fps=2.0, format="mp4",
+                    filename_prefix="MicroCinema/image_to_video", quality=18),
+    })
+    return prompt
+
+
+def sdxl_keyframe_to_video() -> dict:
+    """(a) SDXL keyframe -> MicroCinema (stock KSampler + noise prior) -> TSR x4 -> mp4 at 8 fps."""
+    prompt = {
+        "11": _node("CheckpointLoaderSimple", "SDXL checkpoint", ckpt_name=SDXL_CKPT),
+        "12": _node("CLIPTextEncode", "SDXL prompt", text=PROMPT, clip=["11", 1]),
+        "13": _node("CLIPTextEncode", "SDXL negative", text=NEGATIVE, clip=["11", 1]),
+        "14": _node("EmptyLatentImage", "SDXL latent", width=1024, height=1024, batch_size=1),
+        "15": _node("KSampler", "SDXL KSampler", model=["11", 0], seed=7,
+                    steps=30, cfg=7.0, sampler_name="dpmpp_2m", scheduler="karras", positive=["12", 0],
+                    negative=["13", 0], latent_image=["14", 0], denoise=1.0),
+        "16": _node("VAEDecode", "SDXL decode (keyframe)", samples=["15", 0], vae=["11", 2]),
+    }
+    prompt.update(_video_front(["16", 0]))
+    prompt.update({
+        "20": _node("MicroCinemaAppearanceNoisePrior", "MicroCinema Appearance Noise Prior", model=["4", 0],
+                    gamma=0.02, prior_lambda=-1.0, positive=["7", 0]),
+        "21": _node("KSampler", "KSampler (MicroCinema, euler)", model=["20", 0], seed=42,
+                    steps=50, cfg=7.5, sampler_name="euler", scheduler="normal",
+                    positive=["7", 0], negative=["7", 1], latent_image=["7", 2], denoise=1.0),
+        "22": _node("MicroCinemaTSRModelLoader", "Load MicroCinema TSR Model", ckpt_name=TSR_CKPT, dtype="auto"),
+        "23": _node("MicroCinemaTSRInterpolate", "MicroCinema TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
+                    positive=["5", 0], negative=["6", 0], passes=1, seed=0, steps=50, cfg=1.0, gamma=0.02,
+                    prior_lambda=-1.0, pairs_per_batch=8, video_latent=["21", 0]),
+        "24": _node("VAEDecode", "VAE Decode", samples=["23", 0], vae=["3", 0]),
+        "25": _node("MicroCinemaSaveVideo", "Save Video (MicroCinema)", images=["24", 0], fps=8.0, format="mp4",
+                    filename_prefix="MicroCinema/sdxl_keyframe_to_video", quality=18),
+    })
+    return prompt
+
+
+GAMMAS = (-0.01, 0.02, 0.05)
+
+
+def gamma_sweep() -> dict:
+    """(c) One keyframe, one seed, three gammas (motion amplitude): larger gamma -> smaller motion."""
+    prompt = {"1": _node("LoadImage", "Keyframe image", image=KEYFRAME_IMAGE)}
+    prompt.update(_video_front(["1", 0]))
+    for i, gamma in enumerate(GAMMAS):
+        base = 30 + 10 * i
+        tag = f"{gamma:+.2f}".replace("+", "p").replace("-", "m")
+        prompt.update({
+            str(base): _node("MicroCinemaAppearanceNoisePrior", f"Noise prior gamma {gamma:+.2f}", model=["4", 0],
+                             gamma=gamma, prior_lambda=-1.0, positive=["7", 0]),
+            str(base + 1): _node("KSampler", f"KSampler gamma {gamma:+.2f}", model=[str(base), 0], seed=42,
+                                 steps=50, cfg=7.5, sampler_name="euler",
+                                 scheduler="normal", positive=["7", 0], negative=["7", 1], latent_image=["7", 2],
+                                 denoise=1.0),
+            str(base + 2): _node("VAEDecode", "VAE Decode", samples=[str(base + 1), 0], vae=["3", 0]),
+            str(base + 3): _node("MicroCinemaSaveVideo", f"Save gamma {gamma:+.2f}", images=[str(base + 2), 0],
+                                 fps=2.0, format="mp4", filename_prefix=f"MicroCinema/gamma_sweep_{tag}", quality=18),
+        })
+    return prompt
+
+
+WORKFLOWS = {"image_to_video": image_to_video, "sdxl_keyframe_to_video": sdxl_keyframe_to_video,
+             "gamma_sweep": gamma_sweep}
