@@ -24,9 +24,12 @@ from definitions import WORKFLOWS  # noqa: E402
 _LAYOUT = """([prompt, columns]) => {
     const graph = window.app.graph;
     window.app.loadApiJson(prompt);
-    const placed = {};
-    columns.forEach((ids, col) => {
-        let y = 40;
+    const wrap = 5;  // columns per band: long graphs continue in a second band below
+    let bandTop = 40, bandBottom = 40;
+    columns.forEach((ids, index) => {
+        const col = index % wrap;
+        if (index && col === 0) bandTop = bandBottom + 80;
+        let y = bandTop;
         for (const id of ids) {
             const node = graph.getNodeById(+id);
             node.title = prompt[id]._meta.title;
@@ -35,6 +38,7 @@ _LAYOUT = """([prompt, columns]) => {
             node.size[0] = Math.max(node.size[0], 300);
             node.pos = [40 + col * 360, y];
             y += node.size[1] + 60;
+            bandBottom = Math.max(bandBottom, y);
         }
     });
     graph.setDirtyCanvas(true, true);
@@ -70,7 +74,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch, ComfyHost(Path(scratch)) as host:
         install_test_models(host.models_dir, host.input_dir)
-        with ComfyBrowser(host.url, viewport=(1600, 1000)) as ui:
+        with ComfyBrowser(host.url, viewport=(1920, 1080)) as ui:
             for name, make in WORKFLOWS.items():
                 prompt = make()
                 ui.page.evaluate(_LAYOUT, [prompt, columns(prompt)])
