@@ -109,3 +109,27 @@ def test_two_learning_rates_and_warmup(cache):
     assert lrs == {"temporal_and_injection": 2e-5, "spatial": pytest.approx(2e-6)}
     assert lr_factor(0, run.train) == pytest.approx(0.1) and lr_factor(9, run.train) == 1.0
     assert lr_factor(500, run.train) == 1.0
+
+
+def test_training_starts_from_an_sd21_single_file(cache, tmp_path):
+    """train.init = an SD2.1-format file (ComfyUI's own U-Net class at the tiny size, random weights)."""
+    from safetensors.torch import save_file
+
+    from core_helpers import comfy_sd21_unet
+
+    # ComfyUI's U-Net has 32 norm groups: 32 channels here
+    run = tiny_run_config(cache, tmp_path / "run", max_steps=1, model_overrides={
+        "channel_mult": [1, 2], "num_res_blocks": 1, "attention_levels": [1], "context_dim": 32})
+    config = model_config_for(run.train, LatentCache(cache))
+    unet = comfy_sd21_unet(config, seed=5).state_dict()
+    path = tmp_path / "sd21_tiny.safetensors"
+    save_file({f"model.diffusion_model.{k}": v.contiguous() for k, v in unet.items()}, str(path))
+    run.train.init = str(path)
+    model = build_model(run.train, config)
+    own = model.unet.state_dict()
+    shared = [k for k in unet if k in own]
+    assert len(shared) > 0.9 * len(unet)
+    assert all(torch.equal(own[k], unet[k].float()) for k in shared)
+    assert all(float(p.abs().max()) == 0 for n, p in model.named_parameters() if "temporal_conv_out" in n)
+    result = train(run)
+    assert result.step == 1 and result.export_path.exists()
