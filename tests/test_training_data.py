@@ -141,3 +141,14 @@ def test_cli_resolves_config_and_overrides(capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["train"]["batch_size"] == 1 and printed["train"]["parallel"] == "fsdp"
     assert printed["train"]["cache_dir"] == "/x/cache" and printed["data"]["fps"] == [8.0, 30.0]
+
+
+def test_farneback_measure_when_opencv_is_installed():
+    pytest.importorskip("cv2")  # optional measure; setup_env.sh does not install OpenCV
+    from microcinema_core.training.filters import farneback_steps
+
+    base = torch.rand(1, 3, 64, 64)
+    base = torch.nn.functional.avg_pool2d(base, 5, 1, 2)
+    shifted = torch.cat([torch.roll(base, shifts=2 * k, dims=-1) for k in range(4)])
+    still = base.repeat(4, 1, 1, 1)
+    assert float(farneback_steps(shifted).mean()) > 5 * float(farneback_steps(still).mean()) + 1e-3

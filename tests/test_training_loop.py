@@ -134,3 +134,42 @@ def test_training_starts_from_an_sd21_single_file(cache, tmp_path):
     assert zero_init and all(float(p.detach().abs().max()) == 0 for p in zero_init)
     result = train(run)
     assert result.step == 1 and result.export_path.exists()
+
+
+def test_prepared_batch_follows_eq_3_and_4_for_base_and_tsr():
+    abar = DiscreteSchedule().alphas_cumprod
+    latents = torch.randn(3, 5, 4, 4, 4)
+    text = torch.randn(3, 77, 8)
+    empty = torch.full((77, 8), 7.0)
+    for kind, cond_idx in (("base", [2]), ("tsr", [0, 4])):
+        b = prepare_batch(latents, text, kind=kind, cond_idx=cond_idx, alphas_cumprod=abar, lam=0.5,
+                          drop_rate=0.5, empty_text=empty, seed=3, step=11, slots=[0, 1, 2],
+                          device=torch.device("cpu"))
+        assert b.x.shape == b.target.shape == b.appearance.shape == (15, 4, 4, 4)
+        app = b.appearance.view(3, 5, 4, 4, 4)
+        if kind == "base":                                      # [z^c]*N, z^c the centre frame
+            assert torch.equal(app, latents[:, 2:3].expand_as(app))
+        else:                                                   # linear from the first to the last frame
+            assert torch.allclose(app[:, 0], latents[:, 0]) and torch.allclose(app[:, -1], latents[:, -1])
+            assert torch.allclose(app[:, 2], 0.5 * (latents[:, 0] + latents[:, -1]), atol=1e-6)
+        a = abar[b.timesteps.long()].view(3, 1, 1, 1, 1)
+        z0 = latents
+        eps = b.target.view(3, 5, 4, 4, 4)
+        assert torch.allclose(b.x.view(3, 5, 4, 4, 4), a.sqrt() * z0 + (1 - a).sqrt() * eps, atol=1e-6)  # eq. 4
+        eps_n = eps - 0.5 * app                                 # eq. 3: the rest is N(0, I)
+        assert abs(float(eps_n.mean())) < 0.15 and abs(float(eps_n.std()) - 1) < 0.15
+        for i in range(3):
+            assert torch.equal(b.context[i], empty) or torch.equal(b.context[i], text[i])
+        # same (seed, step, slot) -> same draws, whatever else is in the batch
+        single = prepare_batch(latents[1:2], text[1:2], kind=kind, cond_idx=cond_idx, alphas_cumprod=abar,
+                               lam=0.5, drop_rate=0.5, empty_text=empty, seed=3, step=11, slots=[1],
+                               device=torch.device("cpu"))
+        assert torch.equal(single.target, b.target[5:10]) and torch.equal(single.timesteps, b.timesteps[1:2])
+
+
+def test_tsr_trains_without_text_and_exports_a_tsr_file(tmp_path):
+    cache = build_test_cache(tmp_path / "data", kind="tsr", count=2, num_frames=5)
+    run = tiny_run_config(cache, tmp_path / "run", kind="tsr", max_steps=2, text_drop_rate=1.0)
+    result = train(run)
+    assert read_checkpoint_config(result.export_path).kind == "tsr"
+    assert all(r["text_dropped"] == 2 for r in read_metrics(tmp_path / "run" / "metrics.jsonl"))
