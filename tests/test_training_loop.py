@@ -173,3 +173,13 @@ def test_tsr_trains_without_text_and_exports_a_tsr_file(tmp_path):
     result = train(run)
     assert read_checkpoint_config(result.export_path).kind == "tsr"
     assert all(r["text_dropped"] == 2 for r in read_metrics(tmp_path / "run" / "metrics.jsonl"))
+
+
+def test_gradient_checkpointing_gives_the_same_update_and_bf16_runs(cache, tmp_path):
+    plain = train(tiny_run_config(cache, tmp_path / "plain", max_steps=2))
+    ckpt = train(tiny_run_config(cache, tmp_path / "ckpt", max_steps=2, gradient_checkpointing=True))
+    a, b = load_file(str(plain.export_path)), load_file(str(ckpt.export_path))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+    assert plain.losses == pytest.approx(ckpt.losses, abs=1e-6)
+    bf16 = train(tiny_run_config(cache, tmp_path / "bf16", max_steps=2, precision="bf16"))
+    assert all(abs(x - y) < 0.05 for x, y in zip(bf16.losses, plain.losses))  # bf16 autocast, fp32 loss
