@@ -48,8 +48,12 @@ def model_config_for(cfg: TrainConfig, cache: LatentCache) -> MicroCinemaConfig:
     base = MicroCinemaConfig.tiny(cfg.kind) if cfg.preset == "tiny" else (
         MicroCinemaConfig.tsr() if cfg.kind == "tsr" else MicroCinemaConfig.base())
     fps = cache.manifest["data_config"]["fps"][0]
-    config = base.replace(num_frames=n, resolution=h * 8, fps=float(fps),
-                          noise_prior_lambda=cfg.noise_prior_lambda, **cfg.model_overrides)
+    forced = dict(num_frames=n, resolution=h * 8, fps=float(fps), noise_prior_lambda=cfg.noise_prior_lambda)
+    clash = {k: v for k, v in cfg.model_overrides.items() if k in forced and v != forced[k]}
+    if clash:
+        raise ValueError(f"train.model_overrides {clash} contradict the cache / train.noise_prior_lambda "
+                         f"({ {k: forced[k] for k in clash} }); frames and resolution come from the cache")
+    config = base.replace(**{**cfg.model_overrides, **forced})
     text_dim = cache.manifest["text_shape"][-1]
     if cache.kind != config.kind:
         raise ValueError(f"the cache holds {cache.kind} clips but train.kind is {config.kind}")
