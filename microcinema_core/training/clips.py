@@ -109,7 +109,11 @@ def clips_from_video(entry: VideoEntry, cfg: DataConfig, summary: DataSummary) -
 def iter_clips(entries: list[VideoEntry], cfg: DataConfig, summary: DataSummary) -> Iterator[Clip]:
     for entry in entries:
         summary.videos_seen += 1
-        clips = clips_from_video(entry, cfg, summary)
+        try:
+            clips = clips_from_video(entry, cfg, summary)
+        except Exception as exc:  # anything else odd about one file (mixed frame sizes...): skip it too
+            summary.skip("error", f"{entry.path}: {type(exc).__name__}: {exc}")
+            clips = []
         if clips:
             summary.videos_used += 1
         yield from clips
