@@ -13,5 +13,6 @@ Two entry points, split so the trainer needs only ``microcinema_core``:
 Modules: ``train_config`` (settings), ``captions`` (CSV readers), ``video_io`` (decoding), ``clips``
 (clip sampling, crop/resize), ``filters`` (motion, caption-image score), ``caching`` (cache writer and
 reader), ``data_order`` (resumable, rank-sharded sample order), ``objective``, ``optim``, ``ema``,
-``distributed``, ``checkpointing``, ``progress``, ``trainer``, ``cli``.
+``distributed``, ``checkpointing``, ``progress``, ``samples`` (sample latents at intervals), ``summary``
+(skip/filter counts), ``trainer``, ``cli``. How to run it: ``docs/training.md``.
 """
