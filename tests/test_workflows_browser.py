@@ -24,9 +24,30 @@ pytestmark = [pytest.mark.host,
               pytest.mark.skipif(browser_unavailable_reason() is not None, reason=browser_unavailable_reason() or "")]
 
 
-def without_ui_only_values(prompt: dict) -> dict:
-    return {nid: {"class_type": n["class_type"], "inputs": {k: v for k, v in n["inputs"].items() if k != "upload"}}
+def without_ui_only_values(prompt: dict, added: dict | None = None) -> dict:
+    """Class and inputs, without LoadImage's UI-only 'upload' value; ``added`` fills in inputs per node id."""
+    return {nid: {"class_type": n["class_type"],
+                  "inputs": {**(added or {}).get(nid, {}),
+                             **{k: v for k, v in n["inputs"].items() if k != "upload"}}}
             for nid, n in prompt.items()}
+
+
+def host_defaults(host, prompt: dict) -> dict:
+    """Optional widget inputs a newer host adds to stock nodes (e.g. CLIPLoader's 'device'), at their
+    defaults: the shipped files (written on the 2024 host) do not have them."""
+    info = host.client.object_info()
+    added = {}
+    for nid, node in prompt.items():
+        optional = info[node["class_type"]]["input"].get("optional", {})
+        for name, value in node["inputs"].items():
+            spec = optional.get(name)
+            if not spec:
+                continue
+            options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            default = options.get("default", spec[0][0] if isinstance(spec[0], list) and spec[0] else None)
+            if default == value:
+                added.setdefault(nid, {})[name] = value
+    return added
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +66,7 @@ def test_ui_workflow_loads_converts_and_runs(mc_models, ui, name, tmp_path):
     assert (report["missing"], report["dialogs"], widgets, console) == ([], [], [], []), report
     prompt = ui.graph_to_prompt()
     shipped = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
-    assert without_ui_only_values(prompt) == without_ui_only_values(shipped)
+    assert without_ui_only_values(prompt) == without_ui_only_values(shipped, host_defaults(mc_models, prompt))
 
     shot = ui.screenshot(tmp_path / f"{name}.png")
     if os.environ.get("MICROCINEMA_UPDATE_SCREENSHOTS") == "1":

@@ -189,3 +189,35 @@ def test_cancel_mid_sampling_stops_within_a_step_and_leaves_no_file(mc_models):
     assert value_at_interrupt < 400
     assert set(mc_models.output_files()) == before  # no partial video
     run_image_to_video(mc_models, 3000, "after_cancel")
+
+
+def test_noise_output_for_sampler_custom_advanced_equals_microcinema_sampler(mc_models):
+    """Current hosts only (NOISE type): Appearance Noise -> SamplerCustomAdvanced == MicroCinema Sampler."""
+    if "MicroCinemaAppearanceNoise" not in mc_models.client.object_info():
+        pytest.skip("this host has no SamplerCustomAdvanced / NOISE type (the 2024 host)")
+    tag = uuid.uuid4().hex[:6]
+    prompt = as_test_prompt(load_api("image_to_video"), steps=3)
+    s = prompt["8"]["inputs"]
+    prompt.update({
+        "50": {"class_type": "MicroCinemaAppearanceNoise", "inputs": {
+            "model": ["4", 0], "noise_seed": s["seed"], "gamma": s["gamma"], "prior_lambda": s["prior_lambda"],
+            "positive": ["7", 0]}},
+        "51": {"class_type": "CFGGuider", "inputs": {"model": ["4", 0], "positive": ["7", 0], "negative": ["7", 1],
+                                                     "cfg": s["cfg"]}},
+        "52": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "53": {"class_type": "BasicScheduler", "inputs": {"model": ["4", 0], "scheduler": "normal",
+                                                          "steps": s["steps"], "denoise": 1.0}},
+        "54": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["50", 0], "guider": ["51", 0],
+                                                                 "sampler": ["52", 0], "sigmas": ["53", 0],
+                                                                 "latent_image": ["7", 2]}},
+        "60": {"class_type": "SaveLatent", "inputs": {"samples": ["8", 0], "filename_prefix": f"cmp/ours_{tag}"}},
+        "61": {"class_type": "SaveLatent", "inputs": {"samples": ["54", 0], "filename_prefix": f"cmp/adv_{tag}"}},
+    })
+    for nid in ("9", "10"):
+        del prompt[nid]
+    mc_models.client.run(prompt, timeout=180)
+    from safetensors.torch import load_file
+
+    ours, adv = (load_file(str(next(mc_models.output_dir.glob(f"cmp/{kind}_{tag}*.latent"))))["latent_tensor"]
+                 for kind in ("ours", "adv"))
+    assert (ours - adv).abs().max().item() <= 1e-6 * max(1.0, ours.abs().max().item())
