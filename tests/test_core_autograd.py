@@ -31,7 +31,7 @@ def test_grad_mode_output_equals_inference_and_every_layer_gets_a_gradient():
     with torch.no_grad():
         inference = model(*args)
     out, grads = _grads(model, args)
-    assert torch.allclose(out, inference, atol=1e-6)
+    assert torch.allclose(out, inference, atol=1e-5)  # inference sums residuals in another order (addmm_)
     params = dict(model.named_parameters())
     assert set(grads) == set(params)
     for name in ("unet.input_blocks.1.0.temporal_conv_in.conv.weight",

@@ -55,6 +55,24 @@ class ResBlock(nn.Module):
         return h
 
 
+def add_linear_(residual: torch.Tensor, inputs: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """``residual + linear(inputs)`` for a residual the caller owns.
+
+    Without autograd it is written into ``residual`` with ``addmm_``: no fresh output tensor (on CPU, large
+    fresh tensors cost page faults), no bias broadcast copy, no separate residual pass. Same sum, another
+    rounding order (~1 ulp). With autograd it is computed out of place.
+    """
+    if torch.is_grad_enabled() or not residual.is_contiguous():
+        out = linear(inputs)
+        out += residual
+        return out
+    flat = residual.view(-1, residual.shape[-1])
+    if linear.bias is not None:
+        flat.add_(linear.bias)
+    flat.addmm_(inputs.reshape(-1, inputs.shape[-1]), linear.weight.t())
+    return residual
+
+
 class CrossAttention(nn.Module):
     def __init__(self, query_dim, context_dim, heads, head_dim):
         super().__init__()
@@ -65,9 +83,13 @@ class CrossAttention(nn.Module):
         self.to_v = nn.Linear(context_dim, inner, bias=False)
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(0.0))
 
-    def forward(self, x, context=None):
+    def forward(self, x, context=None, residual=None):
+        """Attention of ``x`` over ``context`` (itself when None); with ``residual``, returns ``residual + out``."""
         context = x if context is None else context
-        return self.to_out(attention(self.to_q(x), self.to_k(context), self.to_v(context), self.heads))
+        attended = attention(self.to_q(x), self.to_k(context), self.to_v(context), self.heads)
+        if residual is None:
+            return self.to_out(attended)
+        return add_linear_(residual, attended, self.to_out[0])
 
 
 class GEGLU(nn.Module):
@@ -77,7 +99,9 @@ class GEGLU(nn.Module):
 
     def forward(self, x):
         value, gate = self.proj(x).chunk(2, dim=-1)
-        return value * F.gelu(gate)
+        if torch.is_grad_enabled():
+            return value * F.gelu(gate)
+        return F.gelu(gate).mul_(value)  # inference: one fresh tensor instead of two
 
 
 class FeedForward(nn.Module):
@@ -85,8 +109,11 @@ class FeedForward(nn.Module):
         super().__init__()
         self.net = nn.Sequential(GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim))
 
-    def forward(self, x):
-        return self.net(x)
+    def forward(self, x, residual=None):
+        hidden = self.net[1](self.net[0](x))
+        if residual is None:
+            return self.net[2](hidden)
+        return add_linear_(residual, hidden, self.net[2])
 
 
 class BasicTransformerBlock(nn.Module):
@@ -101,25 +128,18 @@ class BasicTransformerBlock(nn.Module):
 
     def forward(self, tokens, context, num_frames, frames_share_context):
         """``tokens``: ``[B*N, HW, C]``; ``context``: ``[B, L, D]`` when ``frames_share_context`` else ``[B*N, L, D]``."""
-        attended = self.attn1(self.norm1(tokens))
-        attended += tokens
-        tokens = attended
+        # ``tokens`` is this block's own tensor (proj_in's output), so the residual sums may reuse it.
+        tokens = self.attn1(self.norm1(tokens), residual=tokens)
         if frames_share_context:
             # Cross-attention is independent per query token, so the N frames of a video can be one
             # long query sequence against the video's single context: keys and values are computed once
             # per video instead of once per frame (exact).
             bn, hw, c = tokens.shape
             video_tokens = tokens.reshape(bn // num_frames, num_frames * hw, c)
-            attended = self.attn2(self.norm2(video_tokens), context)
-            attended += video_tokens
-            tokens = attended.reshape(bn, hw, c)
+            tokens = self.attn2(self.norm2(video_tokens), context, residual=video_tokens).reshape(bn, hw, c)
         else:
-            attended = self.attn2(self.norm2(tokens), context)
-            attended += tokens
-            tokens = attended
-        out = self.ff(self.norm3(tokens))
-        out += tokens
-        return out
+            tokens = self.attn2(self.norm2(tokens), context, residual=tokens)
+        return self.ff(self.norm3(tokens), residual=tokens)
 
 
 class SpatialTransformer(nn.Module):
