@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from ..microcinema_core.diffusion.interpolation import adjacent_pairs, assemble_clips
 from ..microcinema_core.errors import MicroCinemaInputError
 from .comfy_model import require_kind
 from .keyframe import SIZE_MULTIPLE
@@ -38,20 +39,12 @@ def video_latent_input(video_latent=None, images=None, vae=None) -> torch.Tensor
     return samples.float().cpu()
 
 
-def assemble(pairs: torch.Tensor, clips: torch.Tensor, clip_frames: int) -> torch.Tensor:
-    """Join per-pair clips ``[P*N,...]`` into one video, endpoints replaced by the input frames."""
-    clips = clips.view(pairs.shape[0], clip_frames, *clips.shape[1:]).clone()
-    clips[:, 0] = pairs[:, 0]
-    clips[:, -1] = pairs[:, 1]
-    return torch.cat([clips[:, :-1].flatten(0, 1), pairs[-1:, 1]], dim=0)
-
-
 def interpolate_pass(model, positive, negative, frames: torch.Tensor, clip_frames: int, seed: int, steps: int,
                      cfg: float, lam, gamma: float, pairs_per_batch: int) -> torch.Tensor:
     """One TSR pass over every adjacent pair of ``frames`` (raw latents)."""
     import comfy.sample
 
-    pairs = torch.stack([frames[:-1], frames[1:]], dim=1)  # [P, 2, 4, h, w]: first, last
+    pairs = adjacent_pairs(frames)  # [P, 2, 4, h, w]: first, last
     empty = torch.zeros([pairs.shape[0] * clip_frames, *frames.shape[1:]])
     noise = comfy.sample.prepare_noise(empty, seed)
     clips = []
@@ -62,7 +55,7 @@ def interpolate_pass(model, positive, negative, frames: torch.Tensor, clip_frame
         out = ksample(patched, seed, steps, cfg, "euler", "normal", with_keyframe(positive, chunk),
                       with_keyframe(negative, chunk), {"samples": empty[rows]}, noise=noise[rows])
         clips.append(out["samples"].float().cpu())
-    return assemble(pairs, torch.cat(clips), clip_frames)
+    return assemble_clips(pairs, torch.cat(clips), clip_frames)
 
 
 class MicroCinemaTSRInterpolate:
