@@ -6,14 +6,13 @@ TAESD files under the shipped names, LoadImage instead of the SDXL stage, 64x64 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 import torch
 
-from comfy_host import HostError, PromptRejected, execution_error, output_files
+from comfy_host import PromptRejected, execution_error, output_files
 from video_probe import probe
 from workflow_assets import as_test_prompt
 
