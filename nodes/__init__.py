@@ -7,9 +7,9 @@ import importlib.util
 from . import video_output
 
 if importlib.util.find_spec("comfy") is not None:
-    from . import inflate, keyframe, loaders, noise_prior, sampler, tsr
+    from . import inflate, keyframe, loaders, noise_prior, prior_ancestral, sampler, tsr
 
-    _NODE_MODULES = (loaders, inflate, keyframe, noise_prior, sampler, tsr, video_output)
+    _NODE_MODULES = (loaders, inflate, keyframe, noise_prior, prior_ancestral, sampler, tsr, video_output)
 else:  # imported outside a ComfyUI host (e.g. pytest setting up the repo package): no model nodes
     _NODE_MODULES = (video_output,)
 

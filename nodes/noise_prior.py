@@ -22,7 +22,8 @@ GAMMA_TOOLTIP = ("Motion amplitude (gamma of the paper, added to lambda at infer
 LAMBDA_TOOLTIP = ("lambda of the noise prior (eq. 3). -1 = the value stored in the checkpoint (the one it "
                   "was trained with, 0.03 in the paper); change it only for experiments.")
 SAMPLER_NOTE = ("Deterministic samplers (euler, the paper's; heun, dpmpp_2m, ddim...) honour the prior "
-                "exactly. Ancestral/SDE samplers re-inject plain noise and drift off the prior.")
+                "exactly. Ancestral/SDE samplers re-inject plain noise and drift off the prior; for stochastic "
+                "sampling use 'MicroCinema Euler Ancestral (prior-corrected)' with SamplerCustom.")
 
 
 def resolve_lambda(value: float):

@@ -19,7 +19,7 @@ from comfy_host import ComfyHost  # noqa: E402
 # Node classes that must be registered once the pack has loaded.
 EXPECTED_NODES = ("MicroCinemaSaveVideo", "MicroCinemaModelLoader", "MicroCinemaTSRModelLoader",
                   "MicroCinemaInflateSD21", "MicroCinemaKeyframeConditioning", "MicroCinemaAppearanceNoisePrior",
-                  "MicroCinemaSampler", "MicroCinemaTSRInterpolate")
+                  "MicroCinemaSampler", "MicroCinemaTSRInterpolate", "MicroCinemaPriorAncestralSampler")
 
 
 @pytest.fixture(scope="session")

@@ -220,3 +220,22 @@ def test_noise_output_for_sampler_custom_advanced_equals_microcinema_sampler(mc_
     ours, adv = (load_file(str(next(mc_models.output_dir.glob(f"cmp/{kind}_{tag}*.latent"))))["latent_tensor"]
                  for kind in ("ours", "adv"))
     assert (ours - adv).abs().max().item() <= 1e-6 * max(1.0, ours.abs().max().item())
+
+
+def test_sampler_custom_with_the_prior_corrected_ancestral_sampler(mc_models):
+    """Noise Prior -> MicroCinema Euler Ancestral (prior-corrected) -> stock SamplerCustom -> mp4, over HTTP."""
+    prompt = prefixed(as_test_prompt(load_api("image_to_video")), "ancestral")
+    sampler = prompt.pop("8")["inputs"]
+    prompt.update({
+        "50": {"class_type": "MicroCinemaAppearanceNoisePrior", "inputs": {
+            "model": ["4", 0], "gamma": sampler["gamma"], "prior_lambda": sampler["prior_lambda"],
+            "positive": ["7", 0]}},
+        "52": {"class_type": "MicroCinemaPriorAncestralSampler", "inputs": {"model": ["50", 0], "eta": 1.0}},
+        "53": {"class_type": "BasicScheduler", "inputs": {
+            "model": ["50", 0], "scheduler": "normal", "steps": sampler["steps"], "denoise": 1.0}},
+        "8": {"class_type": "SamplerCustom", "inputs": {
+            "model": ["50", 0], "add_noise": True, "noise_seed": 5, "cfg": sampler["cfg"], "positive": ["7", 0],
+            "negative": ["7", 1], "sampler": ["52", 0], "sigmas": ["53", 0], "latent_image": ["7", 2]}},
+    })
+    (video,) = videos(mc_models, mc_models.client.run(prompt, timeout=180))
+    assert (video.count, video.size, video.fps) == (9, (64, 64), pytest.approx(2.0))
