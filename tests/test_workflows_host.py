@@ -36,6 +36,13 @@ def videos(host, entry) -> list:
     return [probe(host.output_dir / f["subfolder"] / f["filename"]) for f in output_files(entry)]
 
 
+def noise_prior_node(sampler_inputs: dict) -> dict:
+    """An Appearance Noise Prior node on the shipped model/keyframe nodes, with the Sampler node's gamma/lambda."""
+    return {"class_type": "MicroCinemaAppearanceNoisePrior", "inputs": {
+        "model": ["4", 0], "gamma": sampler_inputs["gamma"], "prior_lambda": sampler_inputs["prior_lambda"],
+        "positive": ["7", 0]}}
+
+
 def run_image_to_video(host, seed: int, tag: str):
     prompt = prefixed(as_test_prompt(load_api("image_to_video")), tag)
     prompt["8"]["inputs"]["seed"] = seed
@@ -85,9 +92,7 @@ def test_stock_ksampler_equals_microcinema_sampler(mc_models):
     prompt = as_test_prompt(load_api("image_to_video"), steps=3)
     sampler = prompt["8"]["inputs"]
     prompt.update({
-        "50": {"class_type": "MicroCinemaAppearanceNoisePrior", "inputs": {
-            "model": ["4", 0], "gamma": sampler["gamma"], "prior_lambda": sampler["prior_lambda"],
-            "positive": ["7", 0]}},
+        "50": noise_prior_node(sampler),
         "51": {"class_type": "KSampler", "inputs": {
             "model": ["50", 0], "seed": sampler["seed"], "steps": sampler["steps"], "cfg": sampler["cfg"],
             "sampler_name": "euler", "scheduler": "normal", "positive": ["7", 0], "negative": ["7", 1],
@@ -227,9 +232,7 @@ def test_sampler_custom_with_the_prior_corrected_ancestral_sampler(mc_models):
     prompt = prefixed(as_test_prompt(load_api("image_to_video")), "ancestral")
     sampler = prompt.pop("8")["inputs"]
     prompt.update({
-        "50": {"class_type": "MicroCinemaAppearanceNoisePrior", "inputs": {
-            "model": ["4", 0], "gamma": sampler["gamma"], "prior_lambda": sampler["prior_lambda"],
-            "positive": ["7", 0]}},
+        "50": noise_prior_node(sampler),
         "52": {"class_type": "MicroCinemaPriorAncestralSampler", "inputs": {"model": ["50", 0], "eta": 1.0}},
         "53": {"class_type": "BasicScheduler", "inputs": {
             "model": ["50", 0], "scheduler": "normal", "steps": sampler["steps"], "denoise": 1.0}},
