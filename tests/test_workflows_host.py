@@ -43,6 +43,21 @@ def noise_prior_node(sampler_inputs: dict) -> dict:
         "positive": ["7", 0]}}
 
 
+def saved_latents(host, prompt: dict, sources) -> list:
+    """Run ``prompt`` with its decode/save nodes replaced by a SaveLatent per source node; the latents, in order."""
+    from safetensors.torch import load_file
+
+    tag = uuid.uuid4().hex[:6]
+    for nid in ("9", "10"):
+        del prompt[nid]
+    for index, source in enumerate(sources):
+        prompt[f"6{index}"] = {"class_type": "SaveLatent",
+                               "inputs": {"samples": [source, 0], "filename_prefix": f"cmp/{index}_{tag}"}}
+    host.client.run(prompt, timeout=180)
+    return [load_file(str(next(host.output_dir.glob(f"cmp/{index}_{tag}*.latent"))))["latent_tensor"]
+            for index in range(len(sources))]
+
+
 def run_image_to_video(host, seed: int, tag: str):
     prompt = prefixed(as_test_prompt(load_api("image_to_video")), tag)
     prompt["8"]["inputs"]["seed"] = seed
@@ -88,7 +103,6 @@ def test_gamma_sweep_workflow(mc_models):
 
 def test_stock_ksampler_equals_microcinema_sampler(mc_models):
     """Noise Prior -> stock KSampler and MicroCinema Sampler, same settings and seed: identical latents."""
-    tag = uuid.uuid4().hex[:6]
     prompt = as_test_prompt(load_api("image_to_video"), steps=3)
     sampler = prompt["8"]["inputs"]
     prompt.update({
@@ -97,16 +111,8 @@ def test_stock_ksampler_equals_microcinema_sampler(mc_models):
             "model": ["50", 0], "seed": sampler["seed"], "steps": sampler["steps"], "cfg": sampler["cfg"],
             "sampler_name": "euler", "scheduler": "normal", "positive": ["7", 0], "negative": ["7", 1],
             "latent_image": ["7", 2], "denoise": 1.0}},
-        "60": {"class_type": "SaveLatent", "inputs": {"samples": ["8", 0], "filename_prefix": f"cmp/ours_{tag}"}},
-        "61": {"class_type": "SaveLatent", "inputs": {"samples": ["51", 0], "filename_prefix": f"cmp/stock_{tag}"}},
     })
-    for nid in ("9", "10"):
-        del prompt[nid]
-    mc_models.client.run(prompt, timeout=180)
-    from safetensors.torch import load_file
-
-    ours, stock = (load_file(str(next(mc_models.output_dir.glob(f"cmp/{kind}_{tag}*.latent"))))["latent_tensor"]
-                   for kind in ("ours", "stock"))
+    ours, stock = saved_latents(mc_models, prompt, ("8", "51"))
     assert ours.shape == (9, 4, 8, 8)
     assert torch.equal(ours, stock)
     assert ours.abs().max() > 0
@@ -199,7 +205,6 @@ def test_noise_output_for_sampler_custom_advanced_equals_microcinema_sampler(mc_
     """Current hosts only (NOISE type): Appearance Noise -> SamplerCustomAdvanced == MicroCinema Sampler."""
     if "MicroCinemaAppearanceNoise" not in mc_models.client.object_info():
         pytest.skip("this host has no SamplerCustomAdvanced / NOISE type (the 2024 host)")
-    tag = uuid.uuid4().hex[:6]
     prompt = as_test_prompt(load_api("image_to_video"), steps=3)
     s = prompt["8"]["inputs"]
     prompt.update({
@@ -214,16 +219,8 @@ def test_noise_output_for_sampler_custom_advanced_equals_microcinema_sampler(mc_
         "54": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["50", 0], "guider": ["51", 0],
                                                                  "sampler": ["52", 0], "sigmas": ["53", 0],
                                                                  "latent_image": ["7", 2]}},
-        "60": {"class_type": "SaveLatent", "inputs": {"samples": ["8", 0], "filename_prefix": f"cmp/ours_{tag}"}},
-        "61": {"class_type": "SaveLatent", "inputs": {"samples": ["54", 0], "filename_prefix": f"cmp/adv_{tag}"}},
     })
-    for nid in ("9", "10"):
-        del prompt[nid]
-    mc_models.client.run(prompt, timeout=180)
-    from safetensors.torch import load_file
-
-    ours, adv = (load_file(str(next(mc_models.output_dir.glob(f"cmp/{kind}_{tag}*.latent"))))["latent_tensor"]
-                 for kind in ("ours", "adv"))
+    ours, adv = saved_latents(mc_models, prompt, ("8", "54"))
     assert (ours - adv).abs().max().item() <= 1e-6 * max(1.0, ours.abs().max().item())
 
 

@@ -2,7 +2,7 @@
 
 At the interval, the model (live weights, eval mode, no grad) generates from the first cached clip's
 condition frame(s) and caption with the core's sampler (Euler, prior start ``(lambda + gamma) z^c``,
-guidance ``sample_cfg``), and rank 0 writes ``<output_dir>/samples/step_XXXXXXXX.safetensors`` with the
+guidance ``sample_cfg``), and rank 0 writes ``<output_dir>/samples/step_<8-digit step>.safetensors`` with the
 generated latents ``[N, 4, h, w]`` and the clip's own latents as ``reference``. The trainer has no VAE
 (it needs only microcinema_core): decode them to mp4 with
 ``python -m microcinema_core.training.encode_cache --sd21 <ckpt> --decode-samples <output_dir>/samples``.
