@@ -12,6 +12,11 @@ Text dropout (classifier-free guidance training; tab. 3 'Drop rate' 0.1 base, 1.
 caption's context is the cached empty-prompt embedding (what ComfyUI feeds for an empty negative
 prompt), or zeros when the cache has none.
 
+Offset noise (``offset_noise`` > 0; not in the paper, off by default): ``eps_n`` gets an extra Gaussian per
+frame and channel times ``offset_noise`` (Guttenberg 2023). Small models trained from scratch otherwise barely
+learn the per-frame mean of the noise and every sampled frame keeps a random colour cast; sampling is
+unchanged (the prior start and the ODE are those of appendix B).
+
 All per-sample randomness (t, eps_n, dropout) comes from ``data_order.sample_generator``: a run split
 over processes, or resumed, draws exactly the same numbers.
 """
@@ -50,7 +55,7 @@ def condition_latents(kind: str, latents: torch.Tensor, cond_idx: list[int]) -> 
 def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_idx: list[int],
                   alphas_cumprod: torch.Tensor, lam: float, drop_rate: float,
                   empty_text: Optional[torch.Tensor], seed: int, step: int, slots: list[int],
-                  device: torch.device) -> PreparedBatch:
+                  device: torch.device, offset_noise: float = 0.0) -> PreparedBatch:
     """Build the model inputs and target of eq. 3-5 for one process's share of a global batch."""
     B, N = latents.shape[:2]
     xs, ts, ctxs, apps, targets = [], [], [], [], []
@@ -64,6 +69,8 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
         cond = condition_latents(kind, latents[b:b + 1], cond_idx)
         app = appearance_sequence(kind, cond, N)                        # [N, C, h, w]
         eps = training_noise(app, lam, generator=g)                     # eq. 3
+        if offset_noise:
+            eps = eps + offset_noise * torch.randn(eps.shape[:2] + (1, 1), generator=g, dtype=eps.dtype)
         xs.append(noised_latent(z0, eps, alphas_cumprod[t].expand(N)))  # eq. 4
         ts.append(t)
         ctxs.append(null if drop else text[b])

