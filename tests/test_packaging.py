@@ -1,0 +1,58 @@
+"""pyproject.toml (Comfy Registry, ComfyUI-Manager, pip) agrees with requirements.txt and carries the metadata."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def normalise(requirement: str) -> str:
+    """``Name>=1.0`` -> ``name>=1.0``: PEP 503 name, no spaces (what pip compares)."""
+    requirement = requirement.replace(" ", "")
+    name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)
+    return re.sub(r"[-_.]+", "-", name).lower() + requirement[len(name):]
+
+
+def requirements_txt() -> list[str]:
+    lines = []
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            lines.append(normalise(line))
+    return lines
+
+
+def test_dependencies_equal_requirements_txt():
+    deps = [normalise(d) for d in pyproject()["project"]["dependencies"]]
+    assert deps == requirements_txt()
+
+
+def test_project_metadata():
+    project = pyproject()["project"]
+    assert re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]*", project["name"]) and "comfyui" not in project["name"].lower()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])  # the registry wants X.Y.Z
+    assert len(project["description"]) > 20
+    assert set(project["license"]) <= {"text", "file"} and all(project["license"].values())
+    assert (ROOT / project["readme"]).is_file()
+
+
+def test_tool_comfy_section():
+    comfy = pyproject()["tool"]["comfy"]
+    assert {"PublisherId", "DisplayName", "Icon"} <= comfy.keys()
+    assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", comfy["PublisherId"])
+    assert "MicroCinema" in comfy["DisplayName"]
+    icon = comfy["Icon"]
+    assert icon.startswith("https://") or (ROOT / icon).is_file(), icon
+
+
+def test_pip_installs_the_core_package_only():
+    """``pip install .`` ships ``microcinema_core`` (plain PyTorch); never a top-level ``nodes`` (ComfyUI's name)."""
+    find = pyproject()["tool"]["setuptools"]["packages"]["find"]
+    assert find["include"] == ["microcinema_core", "microcinema_core.*"]
+    assert (ROOT / "microcinema_core" / "__init__.py").is_file()
