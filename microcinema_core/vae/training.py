@@ -40,6 +40,7 @@ class VAETrainConfig:
     seed: int = 0
     save_every: int = 200
     max_minutes: Optional[float] = None   # wall-clock budget: stop there, calibrate and export
+    calibration_crops: int = 256          # crops that set vae_scale
 
 
 def photo_batch(sources: Sources, names: list, batch: int, size: int, rng: np.random.Generator) -> torch.Tensor:
@@ -135,9 +136,11 @@ def _save_state(path: Path, vae, optimizer, scheduler, step: int, cfg: VAETrainC
 
 @torch.no_grad()
 def calibrate_scale(vae: ToyVAE, sources: Sources, names: list, cfg: VAETrainConfig, device) -> float:
-    """Set ``vae_scale`` = 0.18215 x std(encoder output) on 256 training crops: U-Net latents get unit std."""
+    """Set ``vae_scale`` = 0.18215 x std(encoder output) on training crops: U-Net latents get unit std."""
     rng = np.random.default_rng([cfg.seed, 11])
-    outputs = [vae.encoder(photo_batch(sources, names, 32, cfg.size, rng).to(device)).float() for _ in range(8)]
+    batch = min(32, cfg.calibration_crops)
+    outputs = [vae.encoder(photo_batch(sources, names, batch, cfg.size, rng).to(device)).float()
+               for _ in range(max(1, cfg.calibration_crops // batch))]
     std = float(torch.cat(outputs).std())
     vae.vae_scale.fill_(0.18215 * std)
     return std

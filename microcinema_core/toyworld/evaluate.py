@@ -1,0 +1,234 @@
+"""Evaluate the shipped toy bundle on pictures and phrasings training never saw (docs/toy_results.md).
+
+    python -m microcinema_core.toyworld.evaluate --models models --out docs/toy_results [--count 108]
+
+Settings are fixed before any run (they are the toy workflow's): 20 Euler steps, CFG 5, gamma 0.02, seed 0.
+Measures (each written to ``results.json``, plots and contact sheets as PNG beside it):
+
+* motion follows the text: optical-flow class of each generated video vs the prompt's class, confusion matrix;
+* the keyframe is kept: PSNR / SSIM of the generated centre frame against the keyframe, next to the toy VAE's
+  own reconstruction PSNR on the same keyframes;
+* speed words: the same keyframe, phrasing and seed with "slowly" and with "quickly": flow magnitude;
+* gamma: flow magnitude over gamma -0.02 .. 0.1 (plot);
+* TSR vs a linear blend on held-out 4x-rate clips (toy world) and on the held-out real video;
+* contact sheets of six held-out cases (keyframe, base video, TSR video).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..diffusion.interpolation import interpolate_video
+from ..diffusion.pipeline import generate
+from ..eval.contact_sheet import contact_sheet
+from ..eval.flow_motion import CLASSES, classify, confusion_matrix, video_motion
+from ..eval.image_metrics import psnr, ssim
+from . import captions as cap
+from .motions import CAMERA_MOTIONS, SPEEDS
+from .probe import per_frame_mean_error, sample_videos
+from .world import ToyWorld
+
+STEPS, CFG, GAMMA, SEED = 20, 5.0, 0.02, 0
+GAMMAS = (-0.02, 0.0, 0.02, 0.05, 0.1)
+
+
+def load_bundle(models: Path):
+    from ..text.minilm import MiniLMTextEncoder
+    from ..vae.taesd_layout import ToyVAE
+    from ..weights.checkpoint import load_checkpoint
+
+    base = load_checkpoint(models / "microcinema" / "microcinema_toy_base.safetensors", dtype="fp32").eval()
+    tsr = load_checkpoint(models / "microcinema" / "microcinema_toy_tsr.safetensors", dtype="fp32").eval()
+    vae = ToyVAE.load(models / "vae" / "microcinema_toy_vae.safetensors")
+    return base, tsr, vae, MiniLMTextEncoder()
+
+
+def heldout_cases(sources, count: int, seed: int = 2026, motions=CAMERA_MOTIONS):
+    world = ToyWorld(sources, "heldout", "base", seed=seed)
+    return [world.clip(i, motion=motions[i % len(motions)]) for i in range(count)]
+
+
+def _flows(frames: torch.Tensor) -> list:
+    return [video_motion(f.numpy()) for f in frames]
+
+
+def motion_and_keyframe(base, vae, text, sources, count: int) -> dict:
+    cases = heldout_cases(sources, count)
+    keyframes = torch.stack([c.frames[4] for c in cases])
+    frames, latents = sample_videos(base, vae, text, keyframes, [c.caption for c in cases], steps=STEPS, cfg=CFG,
+                                    gamma=GAMMA, seed=SEED)
+    motions = _flows(frames)
+    predicted = [classify(m) for m in motions]
+    truth_predicted = [classify(video_motion(c.frames.numpy())) for c in cases]
+    with torch.no_grad():
+        key_latents = vae.encode(keyframes)
+        recon = vae.decode(key_latents)
+    matrix = confusion_matrix([c.motion for c in cases], predicted)
+    records = [{"picture": c.picture, "caption": c.caption, "motion": c.motion, "speed": c.speed,
+                "measured": p, "magnitude_px": round(m.magnitude, 3)} for c, p, m in zip(cases, predicted, motions)]
+    return {
+        "videos": count, "pictures": sorted({c.picture for c in cases}),
+        "agreement": float(np.mean([p == c.motion for p, c in zip(predicted, cases)])),
+        "chance": 1.0 / len(CAMERA_MOTIONS),
+        "classifier_on_true_clips": float(np.mean([p == c.motion for p, c in zip(truth_predicted, cases)])),
+        "confusion": {"classes": list(CLASSES), "matrix": matrix.tolist()},
+        "centre_psnr_db": float(psnr(frames[:, 4], keyframes).mean()),
+        "centre_ssim": float(ssim(frames[:, 4], keyframes).mean()),
+        "vae_recon_psnr_db": float(psnr(recon, keyframes).mean()),
+        "vae_recon_ssim": float(ssim(recon, keyframes).mean()),
+        "per_frame_mean_error": per_frame_mean_error(latents, key_latents),
+        "records": records,
+    }, cases, frames
+
+
+def speed_words(base, vae, text, sources, count: int) -> dict:
+    moving = tuple(m for m in CAMERA_MOTIONS if m != "static")
+    cases = heldout_cases(sources, count, seed=2027, motions=moving)
+    keyframes = torch.stack([c.frames[4] for c in cases])
+    out = {}
+    for speed in ("slow", "quick"):
+        captions = [cap.caption(c.motion, speed, sources.subject(c.picture), "heldout", np.random.default_rng([7, i]))
+                    for i, c in enumerate(cases)]
+        frames, _ = sample_videos(base, vae, text, keyframes, captions, steps=STEPS, cfg=CFG, gamma=GAMMA, seed=SEED)
+        out[speed] = [m.magnitude for m in _flows(frames)]
+        out[f"{speed}_example_caption"] = captions[0]
+    slow, quick = np.array(out["slow"]), np.array(out["quick"])
+    return {"videos_per_word": count, "mean_px_slow": float(slow.mean()), "mean_px_quick": float(quick.mean()),
+            "quick_larger_fraction": float((quick > slow).mean()),
+            "example": [out["slow_example_caption"], out["quick_example_caption"]]}
+
+
+def gamma_sweep(base, vae, text, sources, count: int, plot: Path) -> dict:
+    moving = tuple(m for m in CAMERA_MOTIONS if m != "static")
+    cases = heldout_cases(sources, count, seed=2028, motions=moving)
+    keyframes = torch.stack([c.frames[4] for c in cases])
+    rows = []
+    for gamma in GAMMAS:
+        frames, _ = sample_videos(base, vae, text, keyframes, [c.caption for c in cases], steps=STEPS, cfg=CFG,
+                                  gamma=gamma, seed=SEED)
+        motions = _flows(frames)
+        rows.append({"gamma": gamma, "mean_px": float(np.mean([m.magnitude for m in motions])),
+                     "agreement": float(np.mean([classify(m) == c.motion for m, c in zip(motions, cases)])),
+                     "centre_psnr_db": float(psnr(frames[:, 4], keyframes).mean())})
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([r["gamma"] for r in rows], [r["mean_px"] for r in rows], "o-")
+    ax.set_xlabel("gamma (inference prior shift)")
+    ax.set_ylabel("mean optical-flow magnitude (px / frame)")
+    ax.set_title(f"toy base model, {count} held-out videos per gamma")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=120)
+    plt.close(fig)
+    magnitudes = [r["mean_px"] for r in rows]
+    return {"videos_per_gamma": count, "rows": rows,
+            "monotone_decreasing": bool(all(a > b for a, b in zip(magnitudes, magnitudes[1:])))}
+
+
+def _blend(first: torch.Tensor, last: torch.Tensor, n: int) -> torch.Tensor:
+    w = torch.linspace(0, 1, n)[1:-1].view(n - 2, 1, 1, 1)
+    return (1 - w) * first + w * last
+
+
+def tsr_vs_blend(tsr, vae, text, sources, count: int) -> dict:
+    results = {}
+    empty = text([""])
+    for name, clips in (("toy_heldout", _toy_tsr_clips(sources, count)), ("real_carphone", _real_tsr_clips(sources, count))):
+        ours, blend = [], []
+        for i, truth in enumerate(clips):
+            n = truth.shape[0]
+            with torch.no_grad():
+                ends = vae.encode(truth[[0, -1]])
+                video = generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0, gamma=GAMMA,
+                                 seed=SEED + i)
+                restored = vae.decode(video[1:-1])
+            ours.append(psnr(restored, truth[1:-1]))
+            blend.append(psnr(_blend(truth[0], truth[-1], n), truth[1:-1]))
+        ours, blend = torch.cat(ours), torch.cat(blend)
+        results[name] = {"clips": len(clips), "tsr_psnr_db": float(ours.mean()), "blend_psnr_db": float(blend.mean()),
+                         "tsr_better_fraction": float((ours > blend).float().mean())}
+    return results
+
+
+def _toy_tsr_clips(sources, count: int) -> list:
+    world = ToyWorld(sources, "heldout", "tsr", seed=2029)
+    return [world.clip(i, motion=CAMERA_MOTIONS[1 + i % 8]).frames for i in range(count)]
+
+
+def _real_tsr_clips(sources, count: int, size: int = 128) -> list:
+    video = sources.videos["carphone"]
+    stride = max(1, round(sources.video_fps["carphone"] / 8.0))
+    starts = np.linspace(0, len(video) - 4 * stride - 1, count).astype(int)
+    clips = []
+    for s in starts:
+        frames = torch.from_numpy(video[s:s + 4 * stride + 1:stride]).permute(0, 3, 1, 2).float() / 255
+        h, w = frames.shape[-2:]
+        side = min(h, w)
+        frames = frames[..., (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+        clips.append(torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", antialias=True,
+                                                     align_corners=False).clamp(0, 1))
+    return clips
+
+
+def sheets(base, tsr, vae, text, cases, frames, out: Path) -> list:
+    """Six held-out cases (one per motion family): keyframe + 9 base frames, then the 33 TSR frames."""
+    wanted = ["pan_left", "pan_up", "zoom_in", "zoom_out", "rotate_cw", "static"]
+    chosen = [next(i for i, c in enumerate(cases) if c.motion == m) for m in wanted]
+    empty = text([""])
+    paths = []
+    for k, i in enumerate(chosen):
+        with torch.no_grad():
+            video_latent = vae.encode(frames[i])
+            fine = vae.decode(interpolate_video(tsr, video_latent, empty, passes=1, steps=STEPS, gamma=GAMMA, seed=SEED))
+        label = f'"{cases[i].caption}" ({cases[i].picture}, held out)'
+        rows = [torch.cat([cases[i].frames[4:5], frames[i]]), fine]
+        paths.append(contact_sheet(rows, out / f"case_{k + 1}_{cases[i].motion}.png",
+                                   labels=[label + ": keyframe | base 9 frames (2 fps)", "TSR x4: 33 frames (8 fps)"],
+                                   max_columns=17))
+    return paths
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="models", help="folder with vae/ and microcinema/ (the pack's)")
+    parser.add_argument("--out", default="docs/toy_results")
+    parser.add_argument("--sources", default="runs/toy/sources.npz", help="toy-world sources (gathered if missing)")
+    parser.add_argument("--count", type=int, default=108, help="videos for the motion/keyframe measures")
+    parser.add_argument("--side-count", type=int, default=32, help="videos per setting for speed words and gamma")
+    args = parser.parse_args(argv)
+    from .sources import load_or_gather
+
+    torch.manual_seed(0)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = load_or_gather(args.sources)
+    base, tsr, vae, text = load_bundle(Path(args.models))
+    results, t0 = {"settings": {"steps": STEPS, "cfg": CFG, "gamma": GAMMA, "seed": SEED}}, time.perf_counter()
+    main_results, cases, frames = motion_and_keyframe(base, vae, text, sources, args.count)
+    results["motion_and_keyframe"] = main_results
+    print(json.dumps({k: v for k, v in main_results.items() if k != "records"}), flush=True)
+    results["sheets"] = [str(p) for p in sheets(base, tsr, vae, text, cases, frames, out)]
+    results["speed_words"] = speed_words(base, vae, text, sources, args.side_count)
+    print(json.dumps(results["speed_words"]), flush=True)
+    results["gamma"] = gamma_sweep(base, vae, text, sources, args.side_count, out / "gamma_motion.png")
+    print(json.dumps(results["gamma"]), flush=True)
+    results["tsr"] = tsr_vs_blend(tsr, vae, text, sources, args.side_count)
+    print(json.dumps(results["tsr"]), flush=True)
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"wrote {out / 'results.json'} in {results['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
