@@ -64,8 +64,8 @@ class TrainConfig:
     text_drop_rate: float = 0.1         # tab. 3: 0.1 base, 1.0 TSR
     offset_noise: float = 0.0           # + this x one Gaussian per frame and channel (not in the paper; see objective)
     # optimiser (sec. 4)
-    lr: float = 2e-5                    # temporal, AppearNet and injection layers
-    spatial_lr_scale: float = 0.1       # spatial (SD2.1) layers: 10x smaller
+    lr: float = 2e-5                    # new layers: temporal (both branches), SPADE, injection (optim.py)
+    spatial_lr_scale: float = 0.1       # SD2.1-initialised spatial layers, AppearNet's too: 10x smaller
     weight_decay: float = 0.01
     adam_betas: tuple = (0.9, 0.999)
     adam_eps: float = 1e-8
