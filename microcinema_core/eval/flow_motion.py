@@ -8,7 +8,8 @@ Between consecutive frames the dense flow is fitted by least squares with a glob
 * curl ``(c - b) / 2``: > 0 when content turns clockwise on screen (y points down).
 
 The three are compared in pixels of displacement at ``radius`` from the centre (0.35 x the frame size), the
-largest names the class, and a video whose mean flow magnitude is under ``static_px`` per frame is static.
+largest names the class, and a video whose mean flow magnitude is under ``STATIC_FRACTION`` of the frame
+size per frame (0.35 px at 128 px) is static.
 Class names are those of ``toyworld.motions`` (camera motions), so a generated video's class can be set
 against the class its prompt named.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 CLASSES = ("static", "pan_left", "pan_right", "pan_up", "pan_down", "zoom_in", "zoom_out",
            "rotate_cw", "rotate_ccw")
-STATIC_PX = 0.35
+STATIC_FRACTION = 0.35 / 128
 
 
 @dataclass
@@ -79,9 +80,9 @@ def video_motion(frames) -> GlobalMotion:
     return GlobalMotion(tx, ty, div, curl, mag, int(frames.shape[1]))
 
 
-def classify(motion: GlobalMotion, static_px: float = STATIC_PX) -> str:
+def classify(motion: GlobalMotion, static_fraction: float = STATIC_FRACTION) -> str:
     """The camera-motion class a global motion shows (see the module doc)."""
-    if motion.magnitude < static_px:
+    if motion.magnitude < static_fraction * motion.size:
         return "static"
     parts = motion.components()
     kind = max(parts, key=parts.get)

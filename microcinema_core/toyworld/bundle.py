@@ -50,15 +50,18 @@ class Profile:
     base_minutes: Optional[float] = None
     tsr_minutes: Optional[float] = None
     workers: int = 2
+    size: int = 128                 # video side in pixels (latent side / 8)
+    new_layer_init: str = "small"   # zero-init layers start small (nothing pretrained to keep)
     probe_count: int = 18
     vae_eval_count: int = 96        # held-out frames for the VAE's reconstruction PSNR
     calibration_crops: int = 256
 
 
 PROFILES = {
-    # 2 CPU cores (docs/model_cards.md): the shipped files' run, about 1.7 hours on a shared machine
-    "cpu": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=8,
-                   tsr_clips=600, tsr_steps=600, tsr_batch=8, lr=3e-4, save_every=400, workers=0),
+    # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px, about 1.5 hours
+    "cpu": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16,
+                   tsr_clips=600, tsr_steps=500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64,
+                   offset_noise=0.5),
     "gpu": Profile(vae_steps=2500, vae_batch=32, base_clips=24000, base_steps=8000, base_batch=64,
                    tsr_clips=10000, tsr_steps=4000, tsr_batch=64, lr=5e-4, save_every=1000,
                    vae_minutes=1.2, base_minutes=4.0, tsr_minutes=1.5, workers=14),
@@ -91,7 +94,7 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str):
         kind=kind, preset="tiny", model_overrides=dict(TOY_MODEL), cache_dir=str(out / f"cache_{kind}"),
         batch_size=profile.base_batch if kind == "base" else profile.tsr_batch, seed=seed,
         noise_prior_lambda=0.03, text_drop_rate=0.1 if kind == "base" else 1.0, offset_noise=profile.offset_noise,
-        lr=profile.lr, spatial_lr_scale=1.0, weight_decay=0.01, warmup_steps=profile.warmup, grad_clip=1.0,
+        lr=profile.lr, spatial_lr_scale=1.0, new_layer_init=profile.new_layer_init, weight_decay=0.01, warmup_steps=profile.warmup, grad_clip=1.0,
         ema_decay=profile.ema_decay, max_steps=steps,
         max_minutes=profile.base_minutes if kind == "base" else profile.tsr_minutes,
         precision=training_precision(device), output_dir=str(out / kind), save_every=profile.save_every,
@@ -163,7 +166,8 @@ class Bundle:
         bar.close()
         state = torch.load(self.out / "vae" / "vae_state.pt", map_location="cpu", weights_only=True)
         return {"steps": int(state["step"]), "batch": cfg.batch_size,
-                "heldout_psnr_db": round(heldout_vae_psnr(self.vae(), self.sources(), self.profile.vae_eval_count), 2)}
+                "heldout_psnr_db": round(heldout_vae_psnr(self.vae(), self.sources(), self.profile.vae_eval_count,
+                                                               size=self.profile.size), 2)}
 
     def build_cache(self, kind: str) -> dict:
         from .encoding import ToyFrozenEncoder, build_toy_cache
@@ -176,7 +180,7 @@ class Bundle:
             import shutil
 
             shutil.rmtree(target)
-        world = ToyWorld(self.sources(), "train", kind, seed=self.seed)
+        world = ToyWorld(self.sources(), "train", kind, seed=self.seed, size=self.profile.size)
         encoder = ToyFrozenEncoder(self.vae(), self.text(), self.device)
         bar = tqdm(total=count, desc=f"cache {kind}", unit="clip", dynamic_ncols=True)
         build_toy_cache(world, count, encoder, target, workers=self.profile.workers, progress=bar.update)
@@ -247,12 +251,12 @@ class Bundle:
         return {k: f"{v} ({v.stat().st_size / 2**20:.1f} MiB)" for k, v in written.items()}
 
 
-def heldout_vae_psnr(vae, sources, count: int = 96, seed: int = 3) -> float:
+def heldout_vae_psnr(vae, sources, count: int = 96, seed: int = 3, size: int = 128) -> float:
     """Mean reconstruction PSNR on frames of held-out pictures (the views the toy world draws)."""
     from ..vae.training import reconstruction_psnr
     from .world import ToyWorld
 
-    world = ToyWorld(sources, "heldout", "base", seed=seed, motions=("static",))
+    world = ToyWorld(sources, "heldout", "base", seed=seed, motions=("static",), size=size)
     frames = torch.stack([world.clip(i).frames[4] for i in range(count)])
     device = next(vae.parameters()).device
     with torch.no_grad():

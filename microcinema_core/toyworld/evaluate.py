@@ -49,8 +49,8 @@ def load_bundle(models: Path):
     return base, tsr, vae, MiniLMTextEncoder()
 
 
-def heldout_cases(sources, count: int, seed: int = 2026, motions=CAMERA_MOTIONS):
-    world = ToyWorld(sources, "heldout", "base", seed=seed)
+def heldout_cases(sources, count: int, size: int, seed: int = 2026, motions=CAMERA_MOTIONS):
+    world = ToyWorld(sources, "heldout", "base", seed=seed, size=size)
     return [world.clip(i, motion=motions[i % len(motions)]) for i in range(count)]
 
 
@@ -59,7 +59,7 @@ def _flows(frames: torch.Tensor) -> list:
 
 
 def motion_and_keyframe(base, vae, text, sources, count: int) -> dict:
-    cases = heldout_cases(sources, count)
+    cases = heldout_cases(sources, count, base.config.resolution)
     keyframes = torch.stack([c.frames[4] for c in cases])
     frames, latents = sample_videos(base, vae, text, keyframes, [c.caption for c in cases], steps=STEPS, cfg=CFG,
                                     gamma=GAMMA, seed=SEED)
@@ -89,7 +89,7 @@ def motion_and_keyframe(base, vae, text, sources, count: int) -> dict:
 
 def speed_words(base, vae, text, sources, count: int) -> dict:
     moving = tuple(m for m in CAMERA_MOTIONS if m != "static")
-    cases = heldout_cases(sources, count, seed=2027, motions=moving)
+    cases = heldout_cases(sources, count, base.config.resolution, seed=2027, motions=moving)
     keyframes = torch.stack([c.frames[4] for c in cases])
     out = {}
     for speed in ("slow", "quick"):
@@ -106,7 +106,7 @@ def speed_words(base, vae, text, sources, count: int) -> dict:
 
 def gamma_sweep(base, vae, text, sources, count: int, plot: Path) -> dict:
     moving = tuple(m for m in CAMERA_MOTIONS if m != "static")
-    cases = heldout_cases(sources, count, seed=2028, motions=moving)
+    cases = heldout_cases(sources, count, base.config.resolution, seed=2028, motions=moving)
     keyframes = torch.stack([c.frames[4] for c in cases])
     rows = []
     for gamma in GAMMAS:
@@ -143,7 +143,9 @@ def _blend(first: torch.Tensor, last: torch.Tensor, n: int) -> torch.Tensor:
 def tsr_vs_blend(tsr, vae, text, sources, count: int) -> dict:
     results = {}
     empty = text([""])
-    for name, clips in (("toy_heldout", _toy_tsr_clips(sources, count)), ("real_carphone", _real_tsr_clips(sources, count))):
+    size = tsr.config.resolution
+    for name, clips in (("toy_heldout", _toy_tsr_clips(sources, count, size)),
+                        ("real_carphone", _real_tsr_clips(sources, count, size))):
         ours, blend = [], []
         for i, truth in enumerate(clips):
             n = truth.shape[0]
@@ -160,12 +162,12 @@ def tsr_vs_blend(tsr, vae, text, sources, count: int) -> dict:
     return results
 
 
-def _toy_tsr_clips(sources, count: int) -> list:
-    world = ToyWorld(sources, "heldout", "tsr", seed=2029)
+def _toy_tsr_clips(sources, count: int, size: int) -> list:
+    world = ToyWorld(sources, "heldout", "tsr", seed=2029, size=size)
     return [world.clip(i, motion=CAMERA_MOTIONS[1 + i % 8]).frames for i in range(count)]
 
 
-def _real_tsr_clips(sources, count: int, size: int = 128) -> list:
+def _real_tsr_clips(sources, count: int, size: int) -> list:
     video = sources.videos["carphone"]
     stride = max(1, round(sources.video_fps["carphone"] / 8.0))
     starts = np.linspace(0, len(video) - 4 * stride - 1, count).astype(int)
@@ -198,6 +200,38 @@ def sheets(base, tsr, vae, text, cases, frames, out: Path) -> list:
     return paths
 
 
+def markdown(results: dict) -> str:
+    """The tables of docs/toy_results.md, from ``results.json``."""
+    m = results["motion_and_keyframe"]
+    lines = [f"Settings: {results['settings']}; {m['videos']} videos from held-out pictures {m['pictures']} "
+             "with held-out phrasings.", "",
+             "| measure | value |", "|---|---|",
+             f"| motion-text agreement (flow class == prompt class) | **{m['agreement']:.1%}** (chance {m['chance']:.1%}; "
+             f"the flow measure on the true clips: {m['classifier_on_true_clips']:.1%}) |",
+             f"| centre frame vs keyframe: PSNR / SSIM | {m['centre_psnr_db']:.2f} dB / {m['centre_ssim']:.3f} |",
+             f"| toy VAE's own reconstruction of the keyframes: PSNR / SSIM | {m['vae_recon_psnr_db']:.2f} dB / "
+             f"{m['vae_recon_ssim']:.3f} |",
+             f"| per-frame mean error (latent) | {m['per_frame_mean_error']:.3f} |", "",
+             "Confusion matrix (rows: prompt class, columns: measured class):", "",
+             "| prompt \\ measured | " + " | ".join(m["confusion"]["classes"]) + " |",
+             "|---" * (len(m["confusion"]["classes"]) + 1) + "|"]
+    for name, row in zip(m["confusion"]["classes"], m["confusion"]["matrix"]):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    sw = results["speed_words"]
+    lines += ["", f"Speed words ({sw['videos_per_word']} videos each, same keyframe, phrasing and seed): mean flow "
+              f"{sw['mean_px_slow']:.2f} px/frame with \"slowly\", {sw['mean_px_quick']:.2f} with \"quickly\"; "
+              f"quickly > slowly in {sw['quick_larger_fraction']:.0%} of pairs. Example: {sw['example']}.", "",
+              "| gamma | mean flow (px/frame) | agreement | centre PSNR (dB) |", "|---|---|---|---|"]
+    for row in results["gamma"]["rows"]:
+        lines.append(f"| {row['gamma']} | {row['mean_px']:.3f} | {row['agreement']:.1%} | {row['centre_psnr_db']:.2f} |")
+    lines += ["", f"Monotone decreasing over gamma: {results['gamma']['monotone_decreasing']}.", "",
+              "| TSR clips | our TSR PSNR (dB) | linear blend PSNR (dB) | TSR better on |", "|---|---|---|---|"]
+    for name, row in results["tsr"].items():
+        lines.append(f"| {name} ({row['clips']} clips, 3 in-between frames each) | {row['tsr_psnr_db']:.2f} | "
+                     f"{row['blend_psnr_db']:.2f} | {row['tsr_better_fraction']:.0%} of frames |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="models", help="folder with vae/ and microcinema/ (the pack's)")
@@ -226,6 +260,7 @@ def main(argv=None) -> int:
     print(json.dumps(results["tsr"]), flush=True)
     results["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "tables.md").write_text(markdown(results))
     print(f"wrote {out / 'results.json'} in {results['seconds']} s")
     return 0
 

@@ -18,8 +18,8 @@ from .motions import CAMERA_MOTIONS
 from .world import ToyWorld
 
 
-def heldout_cases(sources, count: int, seed: int = 1, motions=CAMERA_MOTIONS, speed=None):
-    world = ToyWorld(sources, "heldout", "base", seed=seed)
+def heldout_cases(sources, count: int, seed: int = 1, motions=CAMERA_MOTIONS, speed=None, size: int = 128):
+    world = ToyWorld(sources, "heldout", "base", seed=seed, size=size)
     return [world.clip(i, motion=motions[i % len(motions)], speed=speed) for i in range(count)]
 
 
@@ -50,7 +50,7 @@ def per_frame_mean_error(latents: torch.Tensor, key_latents: torch.Tensor) -> fl
 @torch.no_grad()
 def probe_base(model, vae, encode_text, sources, *, count: int = 18, steps: int = 20, cfg: float = 5.0,
                gamma: float = 0.0, seed: int = 0, device="cpu") -> dict:
-    cases = heldout_cases(sources, count)
+    cases = heldout_cases(sources, count, size=model.config.resolution)
     centre = model.config.num_frames // 2
     keyframes = torch.stack([c.frames[centre] for c in cases])
     frames, latents = sample_videos(model, vae, encode_text, keyframes, [c.caption for c in cases], steps=steps,
@@ -67,7 +67,7 @@ def probe_base(model, vae, encode_text, sources, *, count: int = 18, steps: int 
 def probe_tsr(model, vae, encode_text, sources, *, count: int = 16, steps: int = 10, gamma: float = 0.0,
               seed: int = 0, device="cpu") -> dict:
     """PSNR of TSR's 3 in-between frames vs a linear blend, on held-out 4x-rate clips (empty prompt)."""
-    world = ToyWorld(sources, "heldout", "tsr", seed=seed + 5)
+    world = ToyWorld(sources, "heldout", "tsr", seed=seed + 5, size=model.config.resolution)
     clips = [world.clip(i, motion=CAMERA_MOTIONS[1 + i % 8]) for i in range(count)]
     truth = torch.stack([c.frames for c in clips])                     # [B, N, 3, S, S]
     n, size = truth.shape[1], truth.shape[-1]

@@ -55,6 +55,7 @@ class TrainConfig:
     preset: str = "full"                # "full" (tab. 3) or "tiny" (tests, CPU experiments)
     model_overrides: dict = field(default_factory=dict)  # MicroCinemaConfig fields to change
     init: Optional[str] = None          # SD2.1 single-file checkpoint (inflated) or a MicroCinema file
+    new_layer_init: str = "zero"        # from scratch only: "small" starts zero-init layers at 0.1x default init
     # data
     cache_dir: str = "cache"
     batch_size: int = 4                 # per process (tab. 3: 4 per GPU, 4 GPUs)
@@ -98,7 +99,8 @@ class TrainConfig:
         self.adam_betas = tuple(self.adam_betas)
         for name, allowed in (("kind", ("base", "tsr")), ("preset", ("full", "tiny")),
                               ("precision", ("bf16", "fp32")), ("parallel", ("ddp", "fsdp")),
-                              ("lr_schedule", ("constant", "cosine"))):
+                              ("lr_schedule", ("constant", "cosine")),
+                              ("new_layer_init", ("zero", "small"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"train.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= self.text_drop_rate <= 1.0:

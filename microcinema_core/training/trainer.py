@@ -67,7 +67,10 @@ def build_model(cfg: TrainConfig, config: MicroCinemaConfig) -> MicroCinemaModel
     """Random init (seeded), an SD2.1 single-file checkpoint (inflated), or a MicroCinema checkpoint."""
     if not cfg.init:
         torch.manual_seed(cfg.seed)
-        return MicroCinemaModel(config)
+        model = MicroCinemaModel(config)
+        if cfg.new_layer_init == "small":
+            wake_zero_layers(model)
+        return model
     from ..weights.checkpoint import load_checkpoint, read_checkpoint_config
     from ..weights.sd21 import inflate_from_sd21
 
@@ -80,6 +83,21 @@ def build_model(cfg: TrainConfig, config: MicroCinemaConfig) -> MicroCinemaModel
     model = load_checkpoint(cfg.init, dtype="fp32", expected_kind=config.kind)
     model.config = model.config.replace(noise_prior_lambda=cfg.noise_prior_lambda)
     return model
+
+
+@torch.no_grad()
+def wake_zero_layers(model: MicroCinemaModel, scale: float = 0.1) -> None:
+    """Give every zero-initialised weight (injection zero convs, SPADE, temporal output layers) 0.1x PyTorch's
+    default init. Zero init exists to keep a pretrained SD2.1 intact (sec. 3.1); in a model trained from
+    scratch there is nothing to keep, and zero layers pass no gradient to what feeds them until they have
+    grown (ControlNet's slow start), which a short CPU run cannot afford."""
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)):
+            if module.weight.abs().max() == 0:
+                module.reset_parameters()
+                module.weight.mul_(scale)
+                if module.bias is not None:
+                    module.bias.zero_()
 
 
 def _resume_path(cfg: TrainConfig) -> Optional[Path]:

@@ -1,0 +1,125 @@
+"""The toy world, its text encoder and VAE layout, and the flow-based motion measure (no ComfyUI)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from microcinema_core.eval.flow_motion import classify, video_motion
+from microcinema_core.toyworld import captions as cap
+from microcinema_core.toyworld.motions import CAMERA_MOTIONS, OBJECT_MOTIONS
+from microcinema_core.toyworld.sources import HELD_OUT_PICTURES, load_or_gather
+from microcinema_core.toyworld.world import ToyWorld
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    return load_or_gather(tmp_path_factory.mktemp("toy") / "sources.npz")
+
+
+def test_sources_are_real_pictures_and_videos_with_a_held_out_split(sources):
+    train, held = sources.picture_names("train"), sources.picture_names("heldout")
+    assert set(held) == set(HELD_OUT_PICTURES) and not set(train) & set(held)
+    assert len(train) >= 10
+    for name in train + held:
+        image = sources.pictures[name]
+        assert image.dtype == np.uint8 and image.shape[2] == 3 and min(image.shape[:2]) == 256
+        assert image.std() > 10, f"{name} is flat"
+    assert sources.video_names("heldout") == ["carphone"]
+    for name, video in sources.videos.items():
+        assert video.shape[0] >= 100 and video.shape[-1] == 3 and sources.video_fps[name] > 20
+
+
+def test_clips_are_deterministic_by_seed_and_index(sources):
+    a, b = ToyWorld(sources, seed=3).clip(11), ToyWorld(sources, seed=3).clip(11)
+    assert torch.equal(a.frames, b.frames) and a.caption == b.caption
+    c = ToyWorld(sources, seed=4).clip(11)
+    assert not torch.equal(a.frames, c.frames) or a.caption != c.caption
+    assert a.frames.shape == (9, 3, 128, 128) and 0 <= a.frames.min() and a.frames.max() <= 1
+    tsr = ToyWorld(sources, kind="tsr", seed=3).clip(0)
+    assert tsr.frames.shape == (5, 3, 128, 128)
+
+
+def test_training_never_sees_held_out_pictures_or_phrasings(sources):
+    world = ToyWorld(sources, "train", seed=0)
+    held_phrases = {p.split("{")[0].strip() for m in cap.PARAPHRASES.values() for p in m[1]}
+    for i in range(300):
+        clip = world.clip(i)
+        assert clip.picture not in HELD_OUT_PICTURES and clip.picture != "carphone"
+    held = ToyWorld(sources, "heldout", seed=0)
+    for i in range(40):
+        clip = held.clip(i, motion=CAMERA_MOTIONS[i % 9])
+        assert clip.picture in HELD_OUT_PICTURES
+    # every held-out paraphrase differs from every training paraphrase
+    for motion, (train_list, held_list) in cap.PARAPHRASES.items():
+        assert not set(train_list) & set(held_list), motion
+    assert held_phrases
+
+
+def test_speed_words_change_the_amplitude(sources):
+    world = ToyWorld(sources, "heldout", seed=5)
+    slow = video_motion(world.clip(1, motion="pan_right", speed="slow", picture="chelsea").frames.numpy())
+    quick = video_motion(world.clip(1, motion="pan_right", speed="quick", picture="chelsea").frames.numpy())
+    assert quick.magnitude > 2 * slow.magnitude > 0
+    caption = cap.caption("pan_right", "quick", "a cat", "train", np.random.default_rng(0))
+    assert "quickly" in caption and "right" in caption
+
+
+@pytest.mark.parametrize("motion", CAMERA_MOTIONS)
+def test_flow_measure_names_each_camera_motion(sources, motion):
+    world = ToyWorld(sources, "heldout", seed=9)
+    hits = [classify(video_motion(world.clip(i, motion=motion, picture=p).frames.numpy())) == motion
+            for i, p in enumerate(("chelsea", "coffee", "rocket"))]
+    assert sum(hits) >= 2, motion
+
+
+def test_object_clips_move_the_object_the_named_way(sources):
+    world = ToyWorld(sources, "train", seed=2)
+    clip = world.clip(0, motion="object_right", speed="quick")
+    diff = (clip.frames[1:] - clip.frames[:-1]).abs().sum(dim=(0, 1))   # where things change
+    assert diff.max() > 0
+    assert set(OBJECT_MOTIONS) <= set(cap.PARAPHRASES)
+
+
+def test_minilm_matches_transformers_and_zeroes_padding():
+    import runpy
+    from pathlib import Path
+
+    # transformers imports torchvision, whose CUDA build needs the test shim beside a CPU torch
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "host_shims" / "sitecustomize.py"))
+    transformers = pytest.importorskip("transformers")
+    from microcinema_core.text.minilm import MiniLMTextEncoder, package_model_dir
+
+    ours = MiniLMTextEncoder()
+    texts = ["a cat, the camera pans to the left", ""]
+    out = ours(texts)
+    assert out.shape == (2, 77, 384)
+    ids, mask = ours.tokenizer(texts)
+    reference = transformers.BertModel.from_pretrained(str(package_model_dir()), add_pooling_layer=False).eval()
+    with torch.no_grad():
+        ref = reference(input_ids=ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()
+    assert (out[real] - ref[real]).abs().max() < 1e-4
+    assert out[~real].abs().max() == 0
+    assert int(mask[1].sum()) == 2   # the empty prompt is [CLS] [SEP]
+
+
+def test_toy_vae_file_has_the_taesd_layout_and_round_trips(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from microcinema_core.vae.taesd_layout import ToyVAE
+
+    torch.manual_seed(0)
+    vae = ToyVAE()
+    vae.vae_scale.fill_(0.5)
+    state = vae.comfy_state_dict()
+    assert {k.split(".")[0] for k in state} == {"taesd_encoder", "taesd_decoder", "vae_scale"}
+    assert "taesd_decoder.1.weight" in state            # the key ComfyUI's VAE class looks for
+    assert state["taesd_encoder.0.weight"].dtype == torch.float16
+    save_file(state, str(tmp_path / "vae.safetensors"))
+    again = ToyVAE.from_comfy_state_dict(load_file(str(tmp_path / "vae.safetensors")))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        z = again.encode(x)
+        assert z.shape == (1, 4, 8, 8)
+        assert torch.allclose(z, again.encoder(x) * 0.18215 / 0.5)
