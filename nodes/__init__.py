@@ -1,15 +1,20 @@
 """ComfyUI glue of MicroCinema: every node file's mappings, merged into the two dicts ComfyUI reads.
 
 Add a node file by importing it here and appending it to ``_NODE_MODULES``; a duplicate node id is an error.
+On a ComfyUI host, loading the pack also appends its own ``models/vae`` and ``models/microcinema`` folders to
+ComfyUI's model folders (``model_files.register_pack_model_folders``): the shipped files show up in the loaders.
 """
 import importlib.util
 
 from . import video_output
 
 if importlib.util.find_spec("comfy") is not None:
-    from . import inflate, keyframe, loaders, noise_prior, prior_ancestral, sampler, tsr
+    from . import inflate, keyframe, loaders, noise_prior, prior_ancestral, sampler, text_encoder, tsr
+    from .model_files import register_pack_model_folders
 
-    _NODE_MODULES = (loaders, inflate, keyframe, noise_prior, prior_ancestral, sampler, tsr, video_output)
+    register_pack_model_folders()
+    _NODE_MODULES = (loaders, text_encoder, inflate, keyframe, noise_prior, prior_ancestral, sampler, tsr,
+                     video_output)
 else:  # imported outside a ComfyUI host (e.g. pytest setting up the repo package): no model nodes
     _NODE_MODULES = (video_output,)
 

@@ -2,14 +2,21 @@
 
 ``register_model_folder`` adds the folder to ComfyUI's ``folder_paths`` by APPENDING to an existing
 ``microcinema`` entry (extra_model_paths.yaml may have made one before the pack loads), never replacing it.
+``register_pack_model_folders`` also APPENDS the pack's own ``models/vae`` and ``models/microcinema`` (where
+the shipped toy VAE and MicroCinema checkpoints live) to ComfyUI's ``vae`` and ``microcinema`` folders, so the
+stock VAE loader and our loaders list them right after install, with no copying.
 ``describe_file`` names what a non-MicroCinema file is and which ComfyUI loader takes it.
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 FOLDER = "microcinema"
 EXTENSIONS = {".safetensors"}
+PACK_ROOT = Path(__file__).resolve().parent.parent
+# ComfyUI folder name -> the pack's own sub-folder of models/ that is added to it
+PACK_MODEL_FOLDERS = {"vae": "vae", FOLDER: "microcinema"}
 
 
 def register_model_folder() -> None:
@@ -28,6 +35,28 @@ def register_model_folder() -> None:
         extensions.update(EXTENSIONS)
     else:  # a list on some hosts: rebuild the entry with the same paths
         folder_paths.folder_names_and_paths[FOLDER] = (paths, set(extensions) | EXTENSIONS)
+
+
+def pack_model_folder(kind: str, pack_root: Path | None = None) -> str:
+    """``<pack>/models/<sub-folder>`` for a ComfyUI folder name of ``PACK_MODEL_FOLDERS``."""
+    return str(Path(pack_root or PACK_ROOT) / "models" / PACK_MODEL_FOLDERS[kind])
+
+
+def register_pack_model_folders(pack_root: Path | None = None) -> list:
+    """Append the pack's ``models/vae`` and ``models/microcinema`` to ComfyUI's folder lists (once each; the
+    folders need not exist yet). Returns the paths. Uses the host's ``add_model_folder_path`` (both hosts
+    have it; it appends unless asked otherwise), after making sure ``microcinema`` exists with its
+    ``.safetensors`` extension."""
+    import folder_paths
+
+    register_model_folder()
+    added = []
+    for kind in PACK_MODEL_FOLDERS:
+        path = pack_model_folder(kind, pack_root)
+        if kind not in folder_paths.folder_names_and_paths or path not in folder_paths.get_folder_paths(kind):
+            folder_paths.add_model_folder_path(kind, path)  # the 2024 host appends duplicates: checked above
+        added.append(path)
+    return added
 
 
 def checkpoint_names() -> list:

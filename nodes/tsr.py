@@ -5,6 +5,10 @@ their linear blend); the model makes the frames between them. Endpoints are kept
 become (F-1)*(N-1)+1 (N = the TSR model's frame count, 5: 9 frames at 2 fps -> 33 at 8 fps -> 129 at 32 fps).
 Pairs are sampled in batches through ``comfy.sample`` (Euler, the appearance noise prior); one noise
 tensor for the whole pass, so the result does not depend on the batch size.
+
+Text: the paper's TSR is trained with text drop rate 1.0 (tab. 3), so it only ever saw the empty prompt. The
+node takes the text encoder (``clip``) and encodes "" itself, for both conditionings; there is no prompt to
+give. The 2024-host-safe CLIP API is used (``tokenize`` + ``encode_from_tokens(..., return_pooled=True)``).
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import torch
 from ..microcinema_core.diffusion.interpolation import adjacent_pairs, assemble_clips
 from ..microcinema_core.errors import MicroCinemaInputError
 from .comfy_model import require_kind
-from .keyframe import SIZE_MULTIPLE
+from .keyframe import SIZE_MULTIPLE, VAE_TOOLTIP, check_vae_family
 from .noise_prior import (GAMMA_RANGE, GAMMA_TOOLTIP, LAMBDA_FROM_CHECKPOINT, LAMBDA_TOOLTIP, check_gamma,
                           resolve_lambda)
 from .prior_sampling import with_appearance_prior, with_keyframe
@@ -29,6 +33,7 @@ def video_latent_input(video_latent=None, images=None, vae=None) -> torch.Tensor
         if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
             raise MicroCinemaInputError(
                 f"the frames are {width}x{height} px; TSR needs multiples of {SIZE_MULTIPLE} (resize them first)")
+        check_vae_family(vae)
         samples = vae.encode(images[..., :3])
     else:
         raise MicroCinemaInputError("connect 'video_latent', or 'images' together with 'vae'")
@@ -37,6 +42,21 @@ def video_latent_input(video_latent=None, images=None, vae=None) -> torch.Tensor
     if samples.shape[0] < 2:
         raise MicroCinemaInputError(f"TSR needs at least 2 frames, got {samples.shape[0]}")
     return samples.float().cpu()
+
+
+def empty_prompt_conditioning(clip, context_dim: int | None = None):
+    """CONDITIONING of the empty prompt "" (what the TSR was trained with), checked against the model's
+    text width when ``context_dim`` is given."""
+    if clip is None:
+        raise MicroCinemaInputError("connect 'clip': the text encoder of the TSR model (it encodes the empty prompt)")
+    tokens = clip.tokenize("")
+    cond, pooled = clip.encode_from_tokens(tokens, return_pooled=True)
+    if context_dim is not None and int(cond.shape[-1]) != int(context_dim):
+        raise MicroCinemaInputError(
+            f"'clip' makes {cond.shape[-1]}-d text vectors but the TSR model takes {context_dim}-d ones: connect "
+            "the text encoder the model was trained with (384: 'Load MicroCinema Text Encoder (MiniLM)' for the "
+            "toy models; 1024: SD2.1's OpenCLIP-H via Load CLIP for SD2.1-based models)")
+    return [[cond, {"pooled_output": pooled}]]
 
 
 def interpolate_pass(model, positive, negative, frames: torch.Tensor, clip_frames: int, seed: int, steps: int,
@@ -66,10 +86,11 @@ class MicroCinemaTSRInterpolate:
         return {
             "required": {
                 "tsr_model": ("MODEL", {"tooltip": "The MicroCinema TSR model (Load MicroCinema TSR Model)."}),
-                "positive": ("CONDITIONING", {
-                    "tooltip": "Text prompt (CLIP Text Encode, SD2.1 text encoder). The paper's TSR is trained "
-                               "with the text dropped, so it matters little at CFG 1."}),
-                "negative": ("CONDITIONING", {"tooltip": "Negative prompt; unused at CFG 1.0."}),
+                "clip": ("CLIP", {
+                    "tooltip": "The text encoder the TSR model was trained with (the toy models: 'Load MicroCinema "
+                               "Text Encoder (MiniLM)'; SD2.1-based ones: SD2.1's OpenCLIP-H). It only encodes "
+                               "the EMPTY prompt: the TSR is trained with text drop rate 1.0 (paper tab. 3), so "
+                               "it takes no prompt."}),
                 "passes": ("INT", {"default": 1, "min": 1, "max": 2,
                                    "tooltip": "1 pass: 4x frames (2 fps -> 8 fps, 9 -> 33 frames); 2 passes: 16x "
                                               "(2 -> 32 fps, 9 -> 129 frames)."}),
@@ -77,8 +98,9 @@ class MicroCinemaTSRInterpolate:
                                  "tooltip": "Noise seed (pass k uses seed + k - 1)."}),
                 "steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Euler steps per pass."}),
                 "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
-                                  "tooltip": "Classifier-free guidance. 1.0 (no guidance, one model call per "
-                                             "step) as the paper's TSR, trained with text drop rate 1."}),
+                                  "tooltip": "Classifier-free guidance. Keep 1.0 (one model call per step), as "
+                                             "the paper: both conditionings are the empty prompt, so other "
+                                             "values give the same result at twice the cost."}),
                 "gamma": ("FLOAT", {"default": 0.02, "min": GAMMA_RANGE[0], "max": GAMMA_RANGE[1],
                                     "step": 0.005, "round": 0.0001, "tooltip": GAMMA_TOOLTIP}),
                 "prior_lambda": ("FLOAT", {"default": LAMBDA_FROM_CHECKPOINT, "min": -1.0, "max": 1.0,
@@ -92,7 +114,7 @@ class MicroCinemaTSRInterpolate:
                                                        "output). Takes precedence over images."}),
                 "images": ("IMAGE", {"tooltip": "Or the video as frames (sizes a multiple of 64), encoded with "
                                                 "'vae'."}),
-                "vae": ("VAE", {"tooltip": "The SD2.1 VAE, to encode 'images'."}),
+                "vae": ("VAE", {"tooltip": "Encodes 'images'. " + VAE_TOOLTIP}),
             },
         }
 
@@ -102,13 +124,14 @@ class MicroCinemaTSRInterpolate:
     FUNCTION = "interpolate"
     CATEGORY = "MicroCinema"
     DESCRIPTION = ("MicroCinema's temporal interpolation: each adjacent frame pair becomes a 5-frame clip "
-                   "(endpoints kept), 4x the frame rate per pass.")
+                   "(endpoints kept), 4x the frame rate per pass. Uses the empty prompt, as the TSR is trained.")
 
-    def interpolate(self, tsr_model, positive, negative, passes, seed, steps, cfg, gamma, prior_lambda,
+    def interpolate(self, tsr_model, clip, passes, seed, steps, cfg, gamma, prior_lambda,
                     pairs_per_batch, video_latent=None, images=None, vae=None):
         check_gamma(gamma)
         config = require_kind(tsr_model, "tsr", "tsr_model")
         frames = video_latent_input(video_latent, images, vae)
+        positive = negative = empty_prompt_conditioning(clip, config.context_dim)
         for index in range(passes):
             frames = interpolate_pass(tsr_model, positive, negative, frames, config.num_frames, seed + index,
                                       steps, cfg, resolve_lambda(prior_lambda), gamma, pairs_per_batch)

