@@ -6,7 +6,7 @@ the timestep and the text. Output: its hidden state after every input block and 
 """
 from __future__ import annotations
 
-from typing import List
+from typing import Callable, List, Optional
 
 import torch
 import torch.nn as nn
@@ -26,13 +26,19 @@ class AppearNet(nn.Module):
         self.input_blocks = build_encoder(config, config.in_channels)
         self.middle_block = build_middle(config)
 
-    def forward(self, appearance, timesteps, context, num_frames, frames_share_context) -> List[torch.Tensor]:
+    def forward(self, appearance, timesteps, context, num_frames, frames_share_context,
+                between_blocks: Optional[Callable[[], None]] = None) -> List[torch.Tensor]:
+        """``between_blocks()`` runs before every block (the host's Cancel check; it may raise)."""
         emb = self.time_embed(sinusoidal_embedding(timesteps, self.config.model_channels).to(appearance.dtype))
         features = []
         h = appearance
         for block in self.input_blocks:
+            if between_blocks is not None:
+                between_blocks()
             h = run_block(block, self.gradient_checkpointing, h, emb, context, num_frames, frames_share_context)
             features.append(h)
+        if between_blocks is not None:
+            between_blocks()
         h = run_block(self.middle_block, self.gradient_checkpointing, h, emb, context, num_frames, frames_share_context)
         features.append(h)
         return features

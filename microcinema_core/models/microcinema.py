@@ -3,10 +3,15 @@
 ``forward(x, timesteps, context, appearance, num_frames) -> eps`` with frames in the batch dimension.
 The network predicts the whole training noise ``lambda*z^c + eps_n`` (eq. 5), so samplers treat it
 as an ordinary eps-prediction model and only their start changes (appendix B).
+
+``interrupt_check``: a callable (or None) that the forward pass calls before every block of AppearNet and
+of the main branch; a host sets it to its Cancel check (ComfyUI's nodes set
+``comfy.model_management.throw_exception_if_processing_interrupted``), so one huge step stops within a
+block. The core never imports a host: it only calls what it was given.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -20,6 +25,8 @@ NEW_LAYER_MARKERS = ("temporal_", "spade", "injection.")
 
 
 class MicroCinemaModel(nn.Module):
+    interrupt_check: Optional[Callable[[], None]] = None  # see the module docstring
+
     def __init__(self, config: MicroCinemaConfig):
         super().__init__()
         self.config = config
@@ -52,9 +59,14 @@ class MicroCinemaModel(nn.Module):
             self.appearnet.gradient_checkpointing = enabled
 
     def parameter_groups(self) -> Dict[str, List[nn.Parameter]]:
-        """``pretrained``: layers initialised from SD2.1 (main spatial layers and AppearNet's copy);
-        ``new``: temporal, SPADE and injection layers (zero-initialised). The paper trains the new ones at
-        2e-5 and the spatial ones 10x slower (sec. 4.1)."""
+        """``pretrained``: layers initialised from SD2.1's weights: the main branch's spatial layers AND
+        AppearNet's spatial layers (its copy of the encoder and middle). ``new``: temporal, SPADE and injection
+        layers (zero-initialised), in both branches.
+
+        Training (``training/optim.py``) gives ``new`` the paper's 2e-5 and ``pretrained`` one tenth, 2e-6
+        (sec. 4, app. C: temporal modules 2e-5, spatial model 10x smaller). The paper does not name AppearNet:
+        its spatial layers take 2e-6 because they start from the same pretrained weights as the main spatial
+        layers. Trained from scratch, ``spatial_lr_scale=1.0`` gives both groups the same rate."""
         groups = {"pretrained": [], "new": []}
         for name, param in self.named_parameters():
             groups["new" if is_new_layer(name) else "pretrained"].append(param)
@@ -71,11 +83,12 @@ class MicroCinemaModel(nn.Module):
         x = x.to(dtype).contiguous(memory_format=torch.channels_last)
         appearance = appearance.to(dtype).contiguous(memory_format=torch.channels_last)
         emb = self.unet.embed_time(timesteps, dtype)
+        check = self.interrupt_check
         if self.appearnet is None:
-            eps = self.unet(torch.cat([x, appearance], dim=1), emb, context, num_frames, share)
+            eps = self.unet(torch.cat([x, appearance], dim=1), emb, context, num_frames, share, between_blocks=check)
         else:
-            features = self.appearnet(appearance, timesteps, context, num_frames, share)
-            eps = self.unet(x, emb, context, num_frames, share, self.injection(features))
+            features = self.appearnet(appearance, timesteps, context, num_frames, share, between_blocks=check)
+            eps = self.unet(x, emb, context, num_frames, share, self.injection(features), between_blocks=check)
         return eps.to(out_dtype).contiguous()
 
 
@@ -116,6 +129,11 @@ def validate_inputs(config, x, timesteps, context, appearance, num_frames) -> No
         )
     if num_frames < 2:
         raise MicroCinemaInputError(f"num_frames must be at least 2, got {num_frames}")
+    if config.temporal_attention and num_frames > config.temporal_max_frames:
+        raise MicroCinemaInputError(
+            f"the video has {num_frames} frames; this model's temporal attention takes at most "
+            f"{config.temporal_max_frames} (its frame-position table): make the video shorter (frames <= "
+            f"{config.temporal_max_frames}; the base model is trained on 9, TSR on 5)")
     if x.shape[0] % num_frames:
         raise MicroCinemaInputError(
             f"latent batch {x.shape[0]} is not a whole number of {num_frames}-frame videos; "
@@ -145,8 +163,30 @@ def validate_inputs(config, x, timesteps, context, appearance, num_frames) -> No
     for name, tensor in (("latent", x), ("appearance latent", appearance), ("text conditioning", context)):
         if tensor.is_meta:  # shape-only runs (FLOP counting) have no values to check
             continue
-        if not bool(torch.isfinite(tensor).all()):
-            raise MicroCinemaInputError(
-                f"{name} contains NaN or infinite values; check the VAE (fp16 VAEs overflow: use fp32/bf16) "
-                "and the nodes feeding it"
-            )
+        seen = nonfinite_summary(tensor)
+        if seen is not None:
+            raise MicroCinemaInputError(f"the {name} reaching the model has {seen}. {NONFINITE_CAUSES[name]}")
+
+
+# What can put NaN/inf into each model input, most likely first (the message lists them; it does not guess).
+NONFINITE_CAUSES = {
+    "latent": "Possible causes: the sampling diverged (fp16 model weights overflow: load the model as bf16 or "
+              "fp32), or the node feeding the video latent (its 'latent_image' / 'latent') produced them.",
+    "appearance latent": "It is the keyframe's VAE latent. Possible causes: the keyframe IMAGE itself has "
+                         "NaN/inf pixels (check the node feeding 'keyframe'), or the VAE overflowed in fp16 "
+                         "(start ComfyUI with --fp32-vae or --bf16-vae).",
+    "text conditioning": "Possible causes: the text encoder file does not match its loader (ComfyUI then leaves "
+                         "weights unset with only a warning in the console: check it), or the text encoder "
+                         "overflowed in fp16; re-encode the prompt with a matching text encoder.",
+}
+
+
+def nonfinite_summary(tensor: torch.Tensor) -> Optional[str]:
+    """What is non-finite in ``tensor`` (``"NaN in 12 and +inf in 3 of 2304 values"``), or None when all is finite."""
+    if bool(torch.isfinite(tensor).all()):
+        return None
+    counts = ((int(torch.isnan(tensor).sum()), "NaN"), (int(torch.isposinf(tensor).sum()), "+inf"),
+              (int(torch.isneginf(tensor).sum()), "-inf"))
+    total = tensor.numel()
+    parts = [f"{label} in {'every one' if n == total else n}" for n, label in counts if n]
+    return f"{' and '.join(parts)} of its {total} values"

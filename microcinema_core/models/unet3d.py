@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -27,6 +27,10 @@ class AppearanceSignals:
     middle_add: Optional[torch.Tensor] = None
 
 
+def _no_check() -> None:
+    pass
+
+
 class UNet3D(nn.Module):
     def __init__(self, config: MicroCinemaConfig, extra_in_channels: int = 0, spade: bool = False):
         super().__init__()
@@ -44,17 +48,22 @@ class UNet3D(nn.Module):
     def embed_time(self, timesteps: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return self.time_embed(sinusoidal_embedding(timesteps, self.config.model_channels).to(dtype))
 
-    def forward(self, x, emb, context, num_frames, frames_share_context, signals: Optional[AppearanceSignals] = None):
+    def forward(self, x, emb, context, num_frames, frames_share_context, signals: Optional[AppearanceSignals] = None,
+                between_blocks: Optional[Callable[[], None]] = None):
+        """``between_blocks()`` runs before every block (the host's Cancel check; it may raise)."""
         signals = signals or AppearanceSignals()
+        check = between_blocks or _no_check
         feats = signals.features
         ckpt = self.gradient_checkpointing
         skips = []
         h = x
         for i, block in enumerate(self.input_blocks):
+            check()
             h = run_block(block, ckpt, h, emb, context, num_frames, frames_share_context, feats[i] if feats else None)
             if signals.encoder_add is not None:
                 h = h + signals.encoder_add[i]
             skips.append(h)
+        check()
         h = run_block(self.middle_block, ckpt, h, emb, context, num_frames, frames_share_context,
                       feats[-1] if feats else None)
         if signals.middle_add is not None:
@@ -65,6 +74,7 @@ class UNet3D(nn.Module):
             if signals.decoder_add is not None:
                 skip = skip + signals.decoder_add[index]
             h = torch.cat([h, skip], dim=1)
+            check()
             h = run_block(block, ckpt, h, emb, context, num_frames, frames_share_context,
                           feats[index] if feats else None)
         return self.out(h)
