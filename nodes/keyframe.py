@@ -16,9 +16,11 @@ from __future__ import annotations
 import torch
 
 from ..microcinema_core.errors import MicroCinemaInputError
+from ..microcinema_core.models.microcinema import nonfinite_summary
 from .prior_sampling import with_keyframe
 
 SIZE_MULTIPLE = 64  # the U-Net downsamples latents 8x: 8 * 8 pixels
+MIN_KEYFRAME_SIDE = 8  # px; smaller images carry no picture to animate (it is resized to width x height)
 SDXL_VAE_SCALE = 0.13025  # SDXL's latent scale: what ComfyUI's VAELoader gives TAESDXL as vae_scale
 VAE_FIX = ("connect the VAE the model was trained with: the SD1.x/SD2.1 VAE (or taesd) for SD2.1-based "
            "MicroCinema models, microcinema_toy_vae.safetensors for the toy models")
@@ -65,14 +67,18 @@ def check_video_size(width: int, height: int, frames: int) -> None:
         raise MicroCinemaInputError(f"frames must be at least 2, got {frames}")
 
 
-def fit_image(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
+def fit_image(images: torch.Tensor, width: int, height: int, input_name: str = "keyframe") -> torch.Tensor:
     """IMAGE ``[B,H,W,C]`` -> ``[B,height,width,3]``: centre crop to the aspect ratio, then resize."""
     import comfy.utils
 
     if images.ndim != 4 or images.shape[-1] not in (3, 4):
-        raise MicroCinemaInputError(f"expected an IMAGE [batch, height, width, 3], got {tuple(images.shape)}")
-    if images.shape[1] < 8 or images.shape[2] < 8:
-        raise MicroCinemaInputError(f"the image is {images.shape[2]}x{images.shape[1]} px: too small")
+        raise MicroCinemaInputError(
+            f"'{input_name}' must be an IMAGE [batch, height, width, 3], got shape {tuple(images.shape)}")
+    if images.shape[1] < MIN_KEYFRAME_SIDE or images.shape[2] < MIN_KEYFRAME_SIDE:
+        raise MicroCinemaInputError(
+            f"'{input_name}' is {images.shape[2]}x{images.shape[1]} px; it must be at least {MIN_KEYFRAME_SIDE}x"
+            f"{MIN_KEYFRAME_SIDE} px (it is centre-cropped and resized to {width}x{height}: give an image about "
+            "that size, e.g. from Load Image or your text-to-image graph's VAE Decode)")
     pixels = images[..., :3].movedim(-1, 1)
     if tuple(pixels.shape[-2:]) != (height, width):
         method = "area" if pixels.shape[-1] > width and pixels.shape[-2] > height else "bicubic"
@@ -87,12 +93,21 @@ def encode_keyframe(vae, keyframe: torch.Tensor, width: int, height: int) -> tor
             f"'keyframe' is a batch of {keyframe.shape[0]} images; MicroCinema animates one keyframe per video: "
             "pick one with 'ImageFromBatch' (or queue one prompt per keyframe)")
     check_vae_family(vae)
+    seen = nonfinite_summary(keyframe)
+    if seen is not None:
+        raise MicroCinemaInputError(
+            f"'keyframe' has {seen}: the node feeding 'keyframe' produced them (e.g. a VAE Decode of a NaN latent, "
+            "or an fp16 VAE that overflowed: start ComfyUI with --fp32-vae or --bf16-vae)")
     latent = vae.encode(fit_image(keyframe, width, height))
     if latent.shape[1] != 4:
         raise MicroCinemaInputError(
             f"'vae' makes {latent.shape[1]}-channel latents; MicroCinema needs a 4-channel one: {VAE_FIX}")
-    if not bool(torch.isfinite(latent).all()):
-        raise MicroCinemaInputError("the keyframe latent has NaN/inf: use an fp32 or bf16 VAE (--fp32-vae)")
+    seen = nonfinite_summary(latent)
+    if seen is not None:  # finite pixels in, NaN out: the VAE itself
+        raise MicroCinemaInputError(
+            f"the 'vae' encoded the (finite) keyframe to a latent with {seen}: the VAE overflowed (fp16: start "
+            "ComfyUI with --fp32-vae or --bf16-vae) or its weights are broken (a file that does not match its "
+            "loader).")
     return latent.float().cpu()
 
 
