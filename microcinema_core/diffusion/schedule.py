@@ -4,12 +4,21 @@
 with ``sigma_t = sqrt((1-abar_t)/abar_t)``. The betas are SD's "linear" schedule: linear in sqrt(beta).
 Sigma -> timestep uses the nearest training timestep, as ComfyUI does, so both paths feed the network the
 same ``t``.
+
+Spacings (``sigmas_for``). The paper samples with EulerEDM (app. tab. 1/3), Stability's ``generative-models``
+sampler, whose discretisation of this schedule takes the integer timesteps
+``floor(linspace(999, 0, steps, endpoint=False))`` reversed: 999, 979, ..., 19 for 50 steps, then sigma 0.
+That is ``"legacy_ddpm"`` here. ComfyUI's ``"normal"`` is NOT that spacing: it spans 999 -> 0 (the last
+sigma before 0 is sigma(t=0), about 0.03, where the paper's is sigma(t=19), about 0.13); ComfyUI's
+``"sgm_uniform"`` is the close one (the same timesteps before rounding: 999, 979.02, ..., 19.98).
 """
 from __future__ import annotations
 
 import math
 
 import torch
+
+SCHEDULERS = ("normal", "legacy_ddpm", "karras")
 
 
 class DiscreteSchedule:
@@ -48,8 +57,9 @@ class DiscreteSchedule:
     def sigmas_for(self, steps: int, scheduler: str = "normal", denoise: float = 1.0) -> torch.Tensor:
         """``steps + 1`` decreasing sigmas ending in 0.
 
-        ``normal``: timesteps evenly spaced from the largest to the smallest (ComfyUI's "normal", the
-        discretisation SD's EulerEDM sampler uses); ``karras``: Karras et al. rho=7 spacing.
+        ``normal``: timesteps evenly spaced from 999 down to 0 inclusive (ComfyUI's "normal");
+        ``legacy_ddpm``: the paper's EulerEDM spacing, integer timesteps 999, 979, ..., 19 for 50 steps
+        (see the module docstring); ``karras``: Karras et al. rho=7 spacing.
         """
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
@@ -60,12 +70,18 @@ class DiscreteSchedule:
             ts = torch.linspace(float(self.timestep(torch.tensor(self.sigma_max))),
                                 float(self.timestep(torch.tensor(self.sigma_min))), total)
             sigmas = self.sigma(ts)
+        elif scheduler == "legacy_ddpm":
+            import numpy as np
+
+            n = len(self.sigmas)
+            ts = np.linspace(n - 1, 0, total, endpoint=False).astype(int)  # 999, 979, ..., 19 (50 steps)
+            sigmas = self.sigmas[torch.from_numpy(ts.copy())]
         elif scheduler == "karras":
             rho = 7.0
             ramp = torch.linspace(0, 1, total)
             lo, hi = self.sigma_min ** (1 / rho), self.sigma_max ** (1 / rho)
             sigmas = (hi + ramp * (lo - hi)) ** rho
         else:
-            raise ValueError(f"unknown scheduler {scheduler!r}; use 'normal' or 'karras'")
+            raise ValueError(f"unknown scheduler {scheduler!r}; use one of {', '.join(SCHEDULERS)}")
         sigmas = torch.cat([sigmas, sigmas.new_zeros(1)])
         return sigmas[-(steps + 1):]

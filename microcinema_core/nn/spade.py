@@ -1,8 +1,14 @@
 """SPADE de-normalisation of the main branch by AppearNet features (paper eq. 1-2, after Park et al.).
 
 ``out = (gamma_a + 1) * GN(h) + beta_a`` with ``gamma_a, beta_a = conv(f_a)``. The convolution is
-zero-initialised so the model starts as SD2.1. ``GN`` keeps SD2.1's learned affine (the modulation is
-applied to the affine output), which is what makes the zero-init model equal SD2.1.
+zero-initialised so the model starts as SD2.1.
+
+Deliberate departure (docs/architecture.md): eq. 2 modulates the bare normalised activation ``h_bar``; here
+``GN(h)`` is SD2.1's GroupNorm WITH its learned affine ``w * h_bar + b``, and SPADE is applied after it. With
+``gamma_a = beta_a = 0`` this is exactly SD2.1's layer; on the bare ``h_bar`` the zero-init model would drop
+SD2.1's learned scale and shift (the affine could be folded into gamma/beta, but not at zero init). The
+GroupNorm is per frame, and SPADE sits on the second GroupNorm of each ResBlock in the encoder, middle and
+decoder (``nn/spatial.py``, ``ResBlock``).
 """
 from __future__ import annotations
 

@@ -18,7 +18,21 @@ from .temporal import TemporalAttention, TemporalConv
 
 
 class ResBlock(nn.Module):
-    """GN-SiLU-conv, + timestep, GN-(SPADE)-SiLU-conv, with a temporal conv after each spatial conv."""
+    """GN-SiLU-conv, + timestep, GN-(SPADE)-SiLU-conv, with a temporal conv after each spatial conv.
+
+    Deliberate departures from the paper (also in docs/architecture.md):
+
+    * GroupNorm is per frame: ``nn.GroupNorm`` over ``[B*N, C, H, W]`` takes each frame's own statistics.
+      Eq. 1 describes a 3D GroupNorm (statistics over all N frames of a video). Per frame is what makes the
+      inflated model, temporal and injection layers at zero, compute exactly SD2.1 on every frame (a 3D norm
+      would mix the frames' statistics and change each frame's output), so SD2.1's weights start where
+      they were trained; tests/test_core_peer_agreement.py holds it to ComfyUI's own SD2.1 U-Net.
+    * SPADE placement (the paper says only "into the GroupNorm layers"): on the SECOND GroupNorm of every
+      ResBlock (``out_layers[0]``), in the encoder, the middle block and the decoder, fed by AppearNet's
+      feature of the same scale (the decoder block by the feature of the skip it consumes). Not on the first
+      GroupNorm, not on the transformers' norms. It modulates the output of SD2.1's GroupNorm INCLUDING
+      its learned affine: ``(gamma_a + 1) * (w * GN(h) + b) + beta_a`` (see ``nn/spade.py``).
+    """
 
     def __init__(self, channels, emb_channels, out_channels, *, norm_groups=32, temporal_kernel=3,
                  spade_feature_channels: Optional[int] = None, spade_kernel: int = 3):

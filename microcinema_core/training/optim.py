@@ -1,8 +1,19 @@
 """Optimiser and learning-rate schedule (paper sec. 4 'Implementation details', appendix C).
 
-Two parameter groups: the new layers (temporal convolutions/attention, AppearNet, injection and SPADE
-projections) at ``lr`` = 2e-5, and the pretrained spatial SD2.1 layers at ``lr * spatial_lr_scale``
-(10x smaller). AdamW, linear warm-up, then constant (or cosine) learning rate.
+Two parameter groups, split by how a layer starts (``MicroCinemaModel.parameter_groups``):
+
+* ``temporal_and_injection`` at ``lr`` = 2e-5: every layer the paper adds to SD2.1, zero-initialised:
+  temporal convolutions and attention (in the main branch AND in AppearNet), SPADE convolutions, the
+  injection zero convolutions;
+* ``spatial`` at ``lr * spatial_lr_scale`` = 2e-6: every layer that starts from SD2.1's weights: the main
+  branch's spatial layers AND AppearNet's spatial layers (its copy of SD2.1's encoder and middle).
+
+The paper gives 2e-5 to "the temporal modules" and one tenth to "the spatial model" (sec. 4, app. C). It does
+not name AppearNet; we put its SD2.1-initialised spatial weights with the spatial ones because they start
+from the same pretrained weights, and a 10x larger rate there would move the pretrained features that
+AppearNet is meant to carry faster than the main branch's own copy. When a model is trained from scratch
+(nothing pretrained), ``spatial_lr_scale=1.0`` gives both groups the same rate (the toy bundle does this).
+AdamW, linear warm-up, then constant (or cosine) learning rate.
 """
 from __future__ import annotations
 
@@ -14,11 +25,13 @@ import torch.nn as nn
 
 from .train_config import TrainConfig
 
-NEW_LAYER_MARKERS = ("temporal", "appearnet", "injection", "spade")
+NEW_LAYER_MARKERS = ("temporal", "injection", "spade")  # same split as MicroCinemaModel.parameter_groups
 
 
 def is_new_layer(name: str) -> bool:
-    """By name: parameters of layers the paper adds to SD2.1 (fallback when the model has no groups)."""
+    """By name: parameters of layers the paper adds to SD2.1 (fallback when the model has no groups).
+
+    AppearNet's spatial layers are not new: they start from SD2.1's weights (see the module docstring)."""
     lowered = name.lower()
     return any(marker in lowered for marker in NEW_LAYER_MARKERS)
 
