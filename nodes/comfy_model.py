@@ -19,6 +19,8 @@ attention flags apply.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 
 import comfy.conds
@@ -31,6 +33,7 @@ import comfy.supported_models_base
 from ..microcinema_core.config import MicroCinemaConfig
 from ..microcinema_core.diffusion.appearance_input import appearance_sequence
 from ..microcinema_core.errors import MicroCinemaInputError
+from ..microcinema_core.models.cost import cost_warning, slow_dtype_reason
 from ..microcinema_core.nn.attention import set_attention_backend
 
 # Keys this pack adds to ComfyUI conditioning dicts (they reach ``extra_conds`` as keyword arguments).
@@ -54,11 +57,32 @@ class MicroCinemaModelConfig(comfy.supported_models_base.BASE):
 
 
 class DiffusionModelAdapter(torch.nn.Module):
-    """ComfyUI's calling convention -> ``MicroCinemaModel.forward``."""
+    """ComfyUI's calling convention -> ``MicroCinemaModel.forward``.
+
+    The first call for a new latent shape estimates the step's cost (``microcinema_core/models/cost.py``)
+    and logs a warning when it is far above what this machine runs in reasonable time.
+    """
 
     def __init__(self, net: torch.nn.Module):
         super().__init__()
         self.net = net
+        self._costed = set()  # (shape, dtype, device) already estimated
+
+    def warn_if_too_slow(self, rows: int, height: int, width: int, num_frames: int, dtype, device,
+                         steps=None) -> str | None:
+        """Log (once per shape) the cost warning of ``cost_warning``; returns it (None: no warning)."""
+        key = (rows, height, width, num_frames, str(dtype), str(device))
+        if key in self._costed:
+            return None
+        self._costed.add(key)
+        try:
+            message = cost_warning(self.net, rows, height, width, num_frames, dtype, device, steps=steps)
+        except Exception as exc:  # an estimate must never break sampling
+            logging.debug("MicroCinema: no cost estimate (%s)", exc)
+            return None
+        if message:
+            logging.warning("MicroCinema: %s", message)
+        return message
 
     @property
     def dtype(self) -> torch.dtype:
@@ -73,6 +97,9 @@ class DiffusionModelAdapter(torch.nn.Module):
         if context is None:
             raise MicroCinemaInputError("the MicroCinema model got no text conditioning (CLIP Text Encode)")
         num_frames = int(extra.get("num_video_frames") or x.shape[0])
+        sigmas = (transformer_options or {}).get("sample_sigmas")  # current hosts: the whole schedule
+        self.warn_if_too_slow(int(x.shape[0]), int(x.shape[-2]), int(x.shape[-1]), num_frames, self.dtype, x.device,
+                              steps=len(sigmas) - 1 if sigmas is not None else None)
         return self.net(x, timesteps, context, appearance.to(x.dtype), num_frames)
 
 
@@ -135,13 +162,30 @@ def use_comfy_attention() -> None:
 
 
 def wrap_model(net: torch.nn.Module) -> comfy.model_patcher.ModelPatcher:
-    """A ComfyUI MODEL (``ModelPatcher``) around a ``MicroCinemaModel``."""
+    """A ComfyUI MODEL (``ModelPatcher``) around a ``MicroCinemaModel``.
+
+    Every MODEL of the pack passes here (the loaders, Inflate): it wires ComfyUI's Cancel into the network
+    (checked before every block, so one huge step stops within a block) and warns when the weights' dtype
+    is slow on the device (bf16 on a CPU without native bf16).
+    """
     use_comfy_attention()
+    net.interrupt_check = comfy.model_management.throw_exception_if_processing_interrupted
+    load_device = comfy.model_management.get_torch_device()
+    warn_if_slow_dtype(next(net.parameters()).dtype, load_device)
     config = MicroCinemaModelConfig(net.config)
     model = MicroCinemaComfyModel(config, net.eval())
     return comfy.model_patcher.ModelPatcher(
-        model, load_device=comfy.model_management.get_torch_device(),
-        offload_device=comfy.model_management.unet_offload_device())
+        model, load_device=load_device, offload_device=comfy.model_management.unet_offload_device())
+
+
+def warn_if_slow_dtype(dtype, device) -> str | None:
+    """Log a warning naming the cause when ``dtype`` is far slower than fp32 on ``device``; returns it."""
+    reason = slow_dtype_reason(dtype, device)
+    if reason:
+        logging.warning("MicroCinema: the model's weights are %s on %s, but %s",
+                        str(dtype).replace("torch.", ""), device, reason)
+        return f"the model's weights are {str(dtype).replace('torch.', '')} on {device}, but {reason}"
+    return None
 
 
 def microcinema_config_of(model, input_name: str = "model") -> MicroCinemaConfig:

@@ -7,6 +7,8 @@ On hosts with SamplerCustomAdvanced, 'MicroCinema Appearance Noise' gives the sa
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..microcinema_core.errors import MicroCinemaInputError
@@ -20,20 +22,47 @@ GAMMA_TOOLTIP = ("Motion amplitude (gamma of the paper, added to lambda at infer
                  "SMALLER, steadier motion (frames stay closer to the keyframe); smaller or negative = larger "
                  "motion. Paper: 0.02 (its FVD runs); -0.01 gives visibly larger motion. Range -0.1..0.1.")
 LAMBDA_TOOLTIP = ("lambda of the noise prior (eq. 3). -1 = the value stored in the checkpoint (the one it "
-                  "was trained with, 0.03 in the paper); change it only for experiments.")
+                  "was trained with, 0.03 in the paper); 0 or more = that value, for experiments only. Other "
+                  "negative values are refused.")
 SAMPLER_NOTE = ("Deterministic samplers (euler, the paper's; heun, dpmpp_2m, ddim...) honour the prior "
                 "exactly. Ancestral/SDE samplers re-inject plain noise and drift off the prior; for stochastic "
                 "sampling use 'MicroCinema Euler Ancestral (prior-corrected)' with SamplerCustom.")
 
 
-def resolve_lambda(value: float):
-    """The lambda widget: -1 (or any negative) means the checkpoint's own."""
-    return None if value < 0 else float(value)
+def resolve_lambda(value: float, input_name: str = "prior_lambda"):
+    """The lambda widget: exactly -1 means the checkpoint's own (None); 0 or more is used as given.
+
+    Any other negative value (e.g. -0.5) or a non-number is an error: it used to be read silently as -1.
+    """
+    value = float(value)
+    if abs(value - LAMBDA_FROM_CHECKPOINT) < 1e-6:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise MicroCinemaInputError(
+            f"{input_name} is {value}: use -1 for the checkpoint's own lambda (the one it was trained with, 0.03 "
+            "in the paper), or a value of 0 or more to override it; negative values other than -1 mean nothing.")
+    return value
 
 
-def check_gamma(gamma: float) -> None:
-    if not GAMMA_RANGE[0] <= gamma <= GAMMA_RANGE[1]:
-        raise MicroCinemaInputError(f"gamma {gamma} is outside {GAMMA_RANGE[0]}..{GAMMA_RANGE[1]}")
+def check_gamma(gamma: float, input_name: str = "gamma") -> None:
+    if not (math.isfinite(gamma) and GAMMA_RANGE[0] <= gamma <= GAMMA_RANGE[1]):
+        raise MicroCinemaInputError(
+            f"{input_name} is {gamma}: it must be a number in {GAMMA_RANGE[0]}..{GAMMA_RANGE[1]} (0.02 is the "
+            "paper's; larger = smaller motion).")
+
+
+def validate_lambda_widget(prior_lambda=None):
+    """``VALIDATE_INPUTS`` for the nodes with a prior_lambda widget: a bad value is refused with HTTP 400
+    before anything runs (None: the input is linked; ``resolve_lambda`` checks it when the node runs)."""
+    if prior_lambda is None:
+        return True
+    try:
+        lam = resolve_lambda(prior_lambda)
+    except (MicroCinemaInputError, TypeError, ValueError) as exc:
+        return str(exc)
+    if lam is not None and lam > 1.0:  # the widget's max (current hosts skip it for inputs validated here)
+        return f"prior_lambda is {lam}: at most 1.0 (the paper trains with 0.03; -1 = the checkpoint's)."
+    return True
 
 
 def keyframe_input(positive=None, keyframe_latent=None) -> torch.Tensor:
@@ -77,6 +106,10 @@ class MicroCinemaAppearanceNoisePrior:
     DESCRIPTION = ("Makes sampling start from N((lambda+gamma)*keyframe, I) as in the paper, for any ComfyUI "
                    "sampler node. " + SAMPLER_NOTE)
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, prior_lambda=None):
+        return validate_lambda_widget(prior_lambda)
+
     def apply(self, model, gamma, prior_lambda, positive=None, keyframe_latent=None):
         check_gamma(gamma)
         microcinema_config_of(model)
@@ -119,6 +152,10 @@ class MicroCinemaAppearanceNoise:
     FUNCTION = "make"
     CATEGORY = "MicroCinema"
     DESCRIPTION = "The appearance noise prior as a NOISE input of SamplerCustomAdvanced."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, prior_lambda=None):
+        return validate_lambda_widget(prior_lambda)
 
     def make(self, model, noise_seed, gamma, prior_lambda, positive=None, keyframe_latent=None):
         (patched,) = MicroCinemaAppearanceNoisePrior().apply(model, gamma, prior_lambda, positive, keyframe_latent)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .comfy_model import require_kind
 from .noise_prior import (GAMMA_RANGE, GAMMA_TOOLTIP, LAMBDA_FROM_CHECKPOINT, LAMBDA_TOOLTIP, SAMPLER_NOTE,
-                          check_gamma, resolve_lambda)
+                          check_gamma, resolve_lambda, validate_lambda_widget)
 from .prior_sampling import keyframe_from_conditioning, with_appearance_prior
 from .sampling import ksample, sampler_names, scheduler_names
 
@@ -35,8 +35,9 @@ class MicroCinemaSampler:
             "sampler_name": (sampler_names(), {"default": "euler",
                                                "tooltip": "euler is the paper's sampler. " + SAMPLER_NOTE}),
             "scheduler": (scheduler_names(), {"default": "normal",
-                                              "tooltip": "Sigma spacing. normal = the paper's evenly spaced "
-                                                         "timesteps."}),
+                                              "tooltip": "Sigma spacing. normal: timesteps evenly spaced 999 -> 0 "
+                                                         "(ComfyUI's default). sgm_uniform: the closest to the "
+                                                         "paper's EulerEDM spacing (999 -> 19 in 50 steps)."}),
         }}
 
     RETURN_TYPES = ("LATENT",)
@@ -46,13 +47,26 @@ class MicroCinemaSampler:
     DESCRIPTION = ("The paper's sampling in one node: appearance noise prior + Euler + CFG. Same result as "
                    "Appearance Noise Prior -> KSampler with the same settings and seed.")
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, prior_lambda=None):
+        return validate_lambda_widget(prior_lambda)
+
     def sample(self, model, positive, negative, latent, seed, steps, cfg, gamma, prior_lambda,
                sampler_name, scheduler):
         check_gamma(gamma)
         require_kind(model, "base")
-        patched = with_appearance_prior(model, keyframe_from_conditioning(positive), resolve_lambda(prior_lambda),
-                                        gamma)
+        keyframe = keyframe_from_conditioning(positive)
+        patched = with_appearance_prior(model, keyframe, resolve_lambda(prior_lambda), gamma)
+        warn_before_sampling(model, latent["samples"], int(keyframe.shape[0]), steps, cfg)
         return (ksample(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent),)
+
+
+def warn_before_sampling(model, samples, videos: int, steps: int, cfg: float):
+    """The adapter's cost warning, with the run's total time, before the first step (cond+uncond batched)."""
+    rows = int(samples.shape[0]) * (1 if cfg == 1.0 else 2)
+    model.model.diffusion_model.warn_if_too_slow(
+        rows, int(samples.shape[-2]), int(samples.shape[-1]), max(1, int(samples.shape[0]) // max(1, videos)),
+        model.model.diffusion_model.dtype, model.load_device, steps=steps)
 
 
 NODE_CLASS_MAPPINGS = {"MicroCinemaSampler": MicroCinemaSampler}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .video_writer import DEFAULT_CRF, FORMATS, validate_frames, write_video
+from .video_writer import DEFAULT_CRF, FORMATS, check_finite_frames, validate_frames, write_video
 
 
 class MicroCinemaSaveVideo:
@@ -43,6 +43,8 @@ class MicroCinemaSaveVideo:
                     "tooltip": "mp4 only: the H.264 CRF. Lower is better and bigger: 0 is lossless, 17-23 is "
                                "typical. webp and gif ignore it."}),
             },
+            # the prompt and this node's id: an error about the frames can name the node they come from
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
 
     RETURN_TYPES = ("STRING",)
@@ -55,12 +57,14 @@ class MicroCinemaSaveVideo:
                    "animated outputs. The file appears only once it is complete: a failed or cancelled "
                    "save leaves nothing behind.")
 
-    def save(self, images, fps, format, filename_prefix, quality=DEFAULT_CRF):
+    def save(self, images, fps, format, filename_prefix, quality=DEFAULT_CRF, prompt=None, unique_id=None):
         import comfy.model_management
         import comfy.utils
         import folder_paths
 
         validate_frames(tuple(images.shape), fps, format)
+        source = upstream_node(prompt, unique_id, "images")
+        check_finite_frames(images, source)
         num_frames, height, width = (int(s) for s in images.shape[:3])
         output_dir = folder_paths.get_output_directory()
         folder, base, counter, subfolder, _ = folder_paths.get_save_image_path(
@@ -77,9 +81,19 @@ class MicroCinemaSaveVideo:
             comfy.model_management.throw_exception_if_processing_interrupted()
             progress.update_absolute(index + 1, num_frames)
 
-        write_video(images, path, fps, format, crf=quality, on_frame=on_frame)
+        write_video(images, path, fps, format, crf=quality, on_frame=on_frame, source=source)
         ui_item = {"filename": filename, "subfolder": subfolder, "type": "output"}
         return {"ui": {"images": [ui_item], "animated": (True,)}, "result": (path,)}
+
+
+def upstream_node(prompt, unique_id, input_name: str):
+    """``"node 10 (VAEDecode)"``: the node linked to ``input_name`` of node ``unique_id`` in the API prompt,
+    or None when it cannot be told (no prompt, a widget value)."""
+    try:
+        source_id = prompt[str(unique_id)]["inputs"][input_name][0]
+        return f"node {source_id} ({prompt[str(source_id)]['class_type']}, its output into '{input_name}')"
+    except (KeyError, IndexError, TypeError):
+        return None
 
 
 NODE_CLASS_MAPPINGS = {"MicroCinemaSaveVideo": MicroCinemaSaveVideo}

@@ -1,8 +1,9 @@
 """Encode frames to mp4 (H.264), animated webp or gif, atomically. No ComfyUI import here.
 
 ``write_video`` writes to a hidden temporary name in the destination folder and moves it into place with
-``os.replace`` only after the encoder has finished, so a crash, an error or a Cancel never leaves a
-half-written file under the real name; the temporary file is deleted on any error.
+``os.replace`` only after the encoder has finished successfully (ffmpeg's exit status is checked, so a full
+disk is an error, not a truncated file), so a crash, an error or a Cancel never leaves a half-written file
+under the real name; the temporary file is deleted on any error.
 """
 from __future__ import annotations
 
@@ -43,11 +44,41 @@ def validate_frames(shape, fps: float, video_format: str) -> None:
             "Save Video takes IMAGE tensors shaped [frames, height, width, 3].")
 
 
+def check_finite_frames(images, source: str | None = None) -> None:
+    """Raise ``ValueError`` when any frame has NaN/inf values: they would be written as black, silently.
+
+    ``source`` names where the frames come from (e.g. "node 10 (VAEDecode)") for the message.
+    Checked one frame at a time (no full-size temporary).
+    """
+    bad = []  # (frame index, NaN count, inf count)
+    for index, frame in enumerate(images):
+        if hasattr(frame, "detach"):  # torch tensor
+            frame = frame.detach().cpu().numpy()
+        frame = np.asarray(frame)
+        if frame.dtype.kind != "f":
+            continue
+        finite = np.isfinite(frame)
+        if not finite.all():
+            nan = int(np.isnan(frame).sum())
+            bad.append((index, nan, int(frame.size - finite.sum()) - nan))
+    if not bad:
+        return
+    index, nan, inf = bad[0]
+    size = int(np.prod(images.shape[1:]))
+    what = " and ".join(f"{label} in {'every one' if n == size else n}" for n, label in ((nan, "NaN"), (inf, "inf")) if n)
+    origin = f"; they come from {source}" if source else ""
+    raise ValueError(
+        f"images: {len(bad)} of {len(images)} frames have NaN/inf values (first: frame {index}, {what} of its "
+        f"{size} values){origin}. Nothing was saved: they would be written as black frames. Possible causes: the "
+        "latent decoded by VAE Decode was already NaN (the sampling diverged: load the model as bf16 or fp32, "
+        "not fp16), or the VAE overflowed in fp16 (start ComfyUI with --fp32-vae or --bf16-vae).")
+
+
 def frames_to_uint8(images) -> Iterator[np.ndarray]:
     """Yield ``[H,W,3] uint8`` frames from a float ``[F,H,W,3]`` tensor/array in 0..1, one at a time.
 
     Converting per frame keeps peak memory at one extra frame (IMAGE batches are float32 and large).
-    NaN becomes 0; values are clipped to 0..1.
+    Values are clipped to 0..1 (``write_video`` refuses NaN/inf frames first; here NaN would become 0).
     """
     for frame in images:
         if hasattr(frame, "detach"):  # torch tensor
@@ -65,21 +96,46 @@ def _pad_to_even(frame: np.ndarray) -> np.ndarray:
 
 
 def _write_mp4(frames: Iterable[np.ndarray], path: str, fps: float, crf: int, size) -> None:
-    """H.264 in mp4 through the ffmpeg binary that the imageio-ffmpeg wheel carries."""
+    """H.264 in mp4 through the ffmpeg binary that the imageio-ffmpeg wheel carries.
+
+    ffmpeg runs as our own subprocess so its exit status is checked: a disk that fills up mid-file (ffmpeg
+    exits non-zero, "No space left on device") raises ``OSError`` with ffmpeg's own words instead of
+    leaving a truncated, unplayable file that looks like a success.
+    """
+    import subprocess
+    import tempfile
+
     import imageio_ffmpeg
 
     height, width = size
-    even = (width + width % 2, height + height % 2)
-    writer = imageio_ffmpeg.write_frames(
-        path, even, fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-        quality=None, macro_block_size=1, ffmpeg_log_level="error",
-        output_params=["-crf", str(int(crf)), "-movflags", "+faststart"])
-    writer.send(None)  # start ffmpeg
-    try:
-        for frame in frames:
-            writer.send(np.ascontiguousarray(_pad_to_even(frame)))
-    finally:
-        writer.close()  # waits for ffmpeg; raises if it failed
+    rate = f"{fps:.6f}".rstrip("0").rstrip(".")
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
+           "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width + width % 2}x{height + height % 2}",
+           "-pix_fmt", "rgb24", "-r", rate, "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p",
+           "-crf", str(int(crf)), "-movflags", "+faststart", path]
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg can never block on its stderr
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            try:
+                for frame in frames:
+                    proc.stdin.write(np.ascontiguousarray(_pad_to_even(frame)).tobytes())
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # ffmpeg stopped reading (it failed): its exit status and message are reported below
+            try:
+                proc.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            code = proc.wait()
+        except BaseException:  # an error or Cancel while sending frames: stop ffmpeg, keep no file
+            proc.kill()
+            proc.wait()
+            raise
+        if code != 0:
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()
+            reason = next((line for line in reversed(said) if "No space left" in line or "ermission" in line
+                           or "Read-only" in line), said[-1] if said else "no message")
+            raise OSError(f"ffmpeg could not write the mp4 (exit code {code}): {reason.strip()}")
 
 
 def _write_pillow(frames: Iterable[np.ndarray], path: str, fps: float, video_format: str) -> None:
@@ -108,17 +164,25 @@ def _observed(frames: Iterator[np.ndarray], on_frame: Callable[[int], None] | No
 
 
 def write_video(images, path: str, fps: float, video_format: str, crf: int = DEFAULT_CRF,
-                on_frame: Callable[[int], None] | None = None) -> str:
+                on_frame: Callable[[int], None] | None = None, source: str | None = None) -> str:
     """Encode ``images`` (``[F,H,W,3]`` floats in 0..1) to ``path`` atomically; returns ``path``.
 
     The destination folder must exist. An existing file at ``path`` is replaced only on success.
     ``on_frame(i)`` is called before frame ``i`` is encoded; an exception it raises (e.g. ComfyUI's
-    interrupt) aborts the encode and removes the temporary file.
+    interrupt) aborts the encode and removes the temporary file. Frames with NaN/inf values are refused
+    before anything is written (``source``, e.g. the upstream node, is named in the message).
     """
     validate_frames(tuple(images.shape), fps, video_format)
+    check_finite_frames(images, source)
     if not 0 <= int(crf) <= 51:
         raise ValueError(f"quality: CRF {crf} is outside 0..51; use 0 (lossless) to 51 (worst), 17-23 is typical.")
     folder, name = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the output folder {folder} does not exist; nothing was saved.")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(
+            f"the output folder {folder} is not writable (a read-only disk or no permission); nothing was saved. "
+            "Start ComfyUI with --output-directory on a writable disk, or change filename_prefix's subfolder.")
     temp_path = os.path.join(folder, f".{name}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}.{video_format}")
     try:
         frames = _observed(frames_to_uint8(images), on_frame)
@@ -127,10 +191,18 @@ def write_video(images, path: str, fps: float, video_format: str, crf: int = DEF
         else:
             _write_pillow(frames, temp_path, fps, video_format)
         os.replace(temp_path, path)
+    except OSError as exc:
+        _remove_quietly(temp_path)
+        raise OSError(f"could not write {name} in {folder}: {exc}. Nothing was saved (no partial file is left): "
+                      "free disk space, or start ComfyUI with --output-directory on another disk.") from exc
     except BaseException:
-        try:
-            os.remove(temp_path)
-        except FileNotFoundError:
-            pass
+        _remove_quietly(temp_path)
         raise
     return path
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -178,12 +178,14 @@ def format_seconds(seconds: float) -> str:
 
 
 def cost_warning(model, rows: int, height: int, width: int, num_frames: int, dtype, device,
-                 steps: Optional[int] = None, limit_s: float = WARN_STEP_SECONDS) -> Optional[str]:
-    """A warning when one network call on ``[rows, 4, height, width]`` is estimated above ``limit_s``.
+                 steps: Optional[int] = None, limit_s: Optional[float] = None) -> Optional[str]:
+    """A warning when one network call on ``[rows, 4, height, width]`` is estimated above ``limit_s``
+    (default :data:`WARN_STEP_SECONDS`, read at call time).
 
     The estimate is :func:`step_flops` over :data:`NETWORK_EFFICIENCY` x :func:`machine_flops`; ``steps``
     (when known) adds the whole run's time.
     """
+    limit_s = WARN_STEP_SECONDS if limit_s is None else limit_s
     flops = step_flops(model, rows, height, width, num_frames)
     name = _dtype_name(dtype)
     rate = machine_flops(name, str(torch.device(device))) * NETWORK_EFFICIENCY
