@@ -1,7 +1,7 @@
 """Training throughput: samples/s and peak memory, with and without gradient checkpointing.
 
-    .venv/bin/python bench/train_throughput.py                     # tiny config, CPU, fp32
-    .venv/bin/python bench/train_throughput.py --precision bf16
+    .venv/bin/python bench/train_throughput.py                     # tiny config, CPU, the fastest precision
+    .venv/bin/python bench/train_throughput.py --precision bf16 # bf16 autocast (warns on a CPU without it)
     .venv/bin/python bench/train_throughput.py --preset full --device cuda --batch 1   # on a GPU
 
 Each setting runs in a fresh subprocess (so peak RSS is its own): a synthetic latent cache of the
@@ -9,6 +9,10 @@ config's shape (random latents, no videos) and the real trainer (``training.trai
 one process), ``--warmup`` steps untimed, then ``--steps`` timed from the metrics log (median step,
 and the fastest one, since a shared machine makes single steps noisy). Peak RSS is the
 process's ``ru_maxrss``; on CUDA also ``torch.cuda.max_memory_allocated``.
+
+``--precision auto`` (the default) is bf16 autocast where the device runs bf16 natively (CUDA with bf16,
+a CPU with avx512_bf16 / amx_bf16), else fp32: on AVX2-only CPUs bf16 matmuls are ~100x slower. The
+choice and the reason are printed.
 """
 from __future__ import annotations
 
@@ -82,7 +86,7 @@ def main() -> int:
     parser.add_argument("--kind", default="base", choices=["base", "tsr"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0)
@@ -93,6 +97,17 @@ def main() -> int:
         print("RESULT " + json.dumps(worker(args)))
         return 0
     import torch
+
+    from microcinema_core.hardware import training_precision
+    from microcinema_core.models.cost import cpu_dtype_report, slow_dtype_reason
+
+    fastest = training_precision(args.device)
+    where = cpu_dtype_report() if args.device == "cpu" else f"device {args.device}"
+    if args.precision == "auto":
+        args.precision = fastest
+        print(f"# precision: {fastest} (auto, the fastest here: {where})")
+    elif args.precision == "bf16" and slow_dtype_reason(torch.bfloat16, args.device):
+        print(f"# WARNING: bf16 requested, but {slow_dtype_reason(torch.bfloat16, args.device)}")
 
     print(f"# {args.preset} {args.kind}, batch {args.batch}, {args.precision}, device {args.device}, "
           f"{args.steps} timed steps after {args.warmup}; torch {torch.__version__}, "

@@ -10,9 +10,11 @@ from . import video_output
 
 if importlib.util.find_spec("comfy") is not None:
     from . import inflate, keyframe, loaders, noise_prior, prior_ancestral, sampler, text_encoder, tsr
+    from .example_inputs import provide_example_inputs
     from .model_files import register_pack_model_folders
 
     register_pack_model_folders()
+    provide_example_inputs()  # the toy workflow's keyframe into ComfyUI's input folder (example_inputs.py)
     _NODE_MODULES = (loaders, text_encoder, inflate, keyframe, noise_prior, prior_ancestral, sampler, tsr,
                      video_output)
 else:  # imported outside a ComfyUI host (e.g. pytest setting up the repo package): no model nodes

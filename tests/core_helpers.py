@@ -12,7 +12,7 @@ import torch
 
 from microcinema_core.config import MicroCinemaConfig
 
-SHIM = Path(__file__).resolve().parent / "host_shims" / "sitecustomize.py"
+SHIM = Path(__file__).resolve().parent.parent / "scripts" / "host_shims" / "sitecustomize.py"
 
 
 def comfy_root() -> Path:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from browser import ComfyBrowser, browser_unavailable_reason, load_json
-from comfy_host import output_files
+from scripts.browser import ComfyBrowser, browser_unavailable_reason, load_json
+from scripts.comfy_host import output_files
 from video_probe import probe
 
 REPO = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfy_host import PromptRejected, execution_error, output_files
+from scripts.comfy_host import PromptRejected, execution_error, output_files
 from prompts import COLOURS, colour_prompt
 from video_probe import probe
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from comfy_host import output_files
+from scripts.comfy_host import output_files
 from prompts import COLOURS, colour_prompt
 from video_probe import probe
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from browser import ComfyBrowser, browser_unavailable_reason
-from comfy_host import output_files
+from scripts.browser import ComfyBrowser, browser_unavailable_reason
+from scripts.comfy_host import output_files
 from workflow_assets import as_test_prompt
 
 REPO = Path(__file__).resolve().parent.parent
-NAMES = ("image_to_video", "sdxl_keyframe_to_video", "gamma_sweep")
-EXPECTED_VIDEOS = {"image_to_video": 1, "sdxl_keyframe_to_video": 1, "gamma_sweep": 3}
+NAMES = ("image_to_video", "sdxl_keyframe_to_video", "gamma_sweep", "toy_image_to_video")
+EXPECTED_VIDEOS = {"image_to_video": 1, "sdxl_keyframe_to_video": 1, "gamma_sweep": 3, "toy_image_to_video": 1}
 
 pytestmark = [pytest.mark.host,
               pytest.mark.skipif(browser_unavailable_reason() is not None, reason=browser_unavailable_reason() or "")]

@@ -1,7 +1,9 @@
 """The shipped API-format workflows queued over HTTP on the real ComfyUI server, with tiny random models.
 
 See ``workflow_assets.py`` for the test-time stand-ins (tiny MicroCinema checkpoints, random CLIP-L and
-TAESD files under the shipped names, LoadImage instead of the SDXL stage, 64x64 px, 2 steps).
+TAESD files under the shipped names, LoadImage instead of the SDXL stage, 64x64 px, 2 steps). The toy
+workflow runs as shipped, on the pack's own files (random-weight stand-ins until the trained toy bundle is in
+``models/``).
 """
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_host import PromptRejected, execution_error, output_files
+from scripts.comfy_host import PromptRejected, execution_error, output_files
 from video_probe import probe
 from workflow_assets import as_test_prompt
+from workflows.definitions import TOY_SIZE
 
 pytestmark = pytest.mark.host
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
@@ -91,6 +94,36 @@ def test_sdxl_keyframe_to_tsr_workflow(mc_models):
     assert "11" not in prompt and prompt["16"]["class_type"] == "LoadImage"
     (video,) = videos(mc_models, mc_models.client.run(prompt, timeout=240))
     assert (video.count, video.size, video.fps) == (33, (64, 64), pytest.approx(8.0))  # (9-1)*4+1 at 8 fps
+
+
+def test_toy_image_to_video_workflow(mc_models):
+    """The embedded toy default as shipped but with 2 sampling steps (``scripts/demo.sh`` runs all 20 + 20): the
+    keyframe the pack put in the input folder, TOY_SIZE px square, 9 frames -> one TSR pass -> 33
+    frames at 8 fps, H.264."""
+    shipped_keyframe = WORKFLOWS / "keyframes" / "toy_cat.png"
+    assert (mc_models.input_dir / "toy_cat.png").read_bytes() == shipped_keyframe.read_bytes()
+    shipped = load_api("toy_image_to_video")
+    size = shipped["7"]["inputs"]["width"]
+    assert size == shipped["7"]["inputs"]["height"] == TOY_SIZE
+    prompt = prefixed(as_test_prompt(shipped, size=size), "toy")
+    assert prompt.keys() == shipped.keys() and prompt["1"] == shipped["1"]  # the same graph and keyframe
+    (video,) = videos(mc_models, mc_models.client.run(prompt, timeout=600))
+    assert (video.count, video.size, video.fps) == (33, (size, size), pytest.approx(8.0))  # (9-1)*4+1
+    assert video.codec == "h264"
+
+
+def test_toy_workflow_fits_the_shipped_toy_models():
+    """Size and frame count of the toy workflow are what the shipped toy models were trained with."""
+    from microcinema_core.weights.checkpoint import read_checkpoint_config
+    from scripts.toy_standins import shipped_toy_files_present, toy_paths
+
+    if not shipped_toy_files_present():
+        pytest.skip("the trained toy bundle is not in models/ yet")
+    prompt = load_api("toy_image_to_video")
+    base, tsr = (read_checkpoint_config(toy_paths()[kind]) for kind in ("base", "tsr"))
+    assert (base.kind, base.resolution, base.num_frames) == ("base", prompt["7"]["inputs"]["width"],
+                                                             prompt["7"]["inputs"]["frames"])
+    assert (tsr.kind, tsr.resolution, tsr.num_frames) == ("tsr", base.resolution, 5)
 
 
 def test_gamma_sweep_workflow(mc_models):

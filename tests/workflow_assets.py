@@ -12,21 +12,21 @@ What is real and what is substituted (so the host tests stay honest):
   queued to prove every node and value validates except the missing SDXL checkpoint; the test variant
   then feeds the keyframe conditioning from ``LoadImage`` instead.
 * Sizes: 64x64 px and 2 sampling steps instead of 320x320 and 50; frame counts, fps, CFG, gamma unchanged.
+* The toy workflow runs on the files the pack ships (``models/`` of the pack, which the pack adds to ComfyUI's
+  folders) and its own keyframe; only while the trained toy bundle is not in ``models/`` yet, random-weight
+  stand-ins of the same format and names (``scripts/toy_standins.py``) go into the host's models folder.
 """
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "workflows"))
-
-import definitions as wf  # noqa: E402
-from pack_inprocess import write_tiny_checkpoint  # noqa: E402
+from pack_inprocess import write_tiny_checkpoint
+from scripts.toy_standins import shipped_toy_files_present, write_toy_standins
+from workflows import definitions as wf
 
 TEST_SIZE = 64
 TEST_STEPS = 2
@@ -91,6 +91,8 @@ def install_test_models(models_dir: Path, input_dir: Path) -> None:
     write_text_encoder(models_dir / "clip" / wf.TEXT_ENCODER)
     write_vae(models_dir / "vae" / wf.VAE)
     write_keyframe(input_dir / wf.KEYFRAME_IMAGE)
+    if not shipped_toy_files_present():
+        write_toy_standins(models_dir)
 
 
 def _reachable(prompt: dict, roots) -> set:

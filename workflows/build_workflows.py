@@ -1,25 +1,29 @@
 """Write ``workflows/<name>_api.json`` and ``<name>_ui.json`` from ``definitions.py``, through the host's UI.
 
 Both files come from the real web UI, so they are exactly what ComfyUI itself saves: a ComfyUI server with
-this pack is started (the tests' harness, tiny stand-in model files), each API prompt is loaded with
-``app.loadApiJson`` (as dropping an API file does), titled, laid out left to right, seeds fixed; then
-``app.graph.serialize()`` is the UI file and ``app.graphToPrompt()`` the API file.
+this pack is started (``scripts/comfy_host.py``; empty placeholder files under the model names the workflows
+use, so the loaders list them: nothing is executed here), each API prompt is loaded with ``app.loadApiJson``
+(as dropping an API file does), titled, laid out left to right, seeds fixed; then ``app.graph.serialize()``
+is the UI file and ``app.graphToPrompt()`` the API file.
 
-    .venv/bin/python workflows/build_workflows.py
+    .venv/bin/python -m workflows.build_workflows        (from the repository root)
 """
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "tests"), str(HERE.parent)]
+from scripts.browser import ComfyBrowser
+from scripts.comfy_host import ComfyHost
+from workflows import definitions as wf
+from workflows.definitions import WORKFLOWS
 
-from browser import ComfyBrowser  # noqa: E402
-from comfy_host import ComfyHost  # noqa: E402
-from definitions import WORKFLOWS  # noqa: E402
+HERE = Path(__file__).resolve().parent
+# every model file a workflow names, by ComfyUI folder (the toy VAE and checkpoints may also be in the pack's
+# own models/ folder: the loaders list a name once)
+MODEL_FILES = {"microcinema": (wf.BASE_CKPT, wf.TSR_CKPT, wf.TOY_BASE_CKPT, wf.TOY_TSR_CKPT),
+               "vae": (wf.VAE, wf.TOY_VAE), "clip": (wf.TEXT_ENCODER,), "checkpoints": (wf.SDXL_CKPT,)}
 
 _LAYOUT = """([prompt, columns]) => {
     const graph = window.app.graph;
@@ -36,6 +40,8 @@ _LAYOUT = """([prompt, columns]) => {
             for (const w of node.widgets || []) if (w.name === 'control_after_generate') w.value = 'fixed';
             node.size = node.computeSize();
             node.size[0] = Math.max(node.size[0], 300);
+            // Load Image grows by its picture's preview once the picture loads: room for it up front
+            if (node.type === 'LoadImage') node.size[1] = Math.max(node.size[1], 340);
             node.pos = [40 + col * 360, y];
             y += node.size[1] + 60;
             bandBottom = Math.max(bandBottom, y);
@@ -69,11 +75,21 @@ def strip_meta(prompt: dict) -> dict:
             for nid, n in prompt.items()}
 
 
-def main() -> None:
-    from workflow_assets import install_test_models
+def install_placeholders(models_dir: Path, input_dir: Path) -> None:
+    """Empty files under every model name the workflows use, and a small keyframe picture (the UI previews it;
+    toy_cat.png is copied by the pack itself)."""
+    from PIL import Image
 
+    for folder, names in MODEL_FILES.items():
+        (models_dir / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (models_dir / folder / name).touch()
+    Image.new("RGB", (96, 80), (120, 140, 160)).save(input_dir / wf.KEYFRAME_IMAGE)
+
+
+def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, ComfyHost(Path(scratch)) as host:
-        install_test_models(host.models_dir, host.input_dir)
+        install_placeholders(host.models_dir, host.input_dir)
         with ComfyBrowser(host.url, viewport=(1920, 1080)) as ui:
             for name, make in WORKFLOWS.items():
                 prompt = make()

@@ -4,6 +4,11 @@ File names the workflows expect (put the files in these ComfyUI folders, or pick
 models/microcinema/microcinema_base.safetensors, microcinema_tsr.safetensors; models/clip/
 sd21_text_encoder.safetensors (SD2.1's OpenCLIP-H text encoder); models/vae/sd21_vae.safetensors (the SD2.1 /
 SD1.x VAE); models/checkpoints/sd_xl_base_1.0.safetensors (keyframe workflow); input/microcinema_keyframe.png.
+
+The toy workflow runs on what the pack ships: the toy bundle in the pack's own models/ folder
+(models/vae/microcinema_toy_vae.safetensors for the stock Load VAE, models/microcinema/microcinema_toy_base /
+_tsr.safetensors), the MiniLM text encoder (Load MicroCinema Text Encoder, from a pip package) and the
+held-out keyframe workflows/keyframes/toy_cat.png (the pack copies it into ComfyUI's input folder).
 """
 from __future__ import annotations
 
@@ -15,6 +20,15 @@ SDXL_CKPT = "sd_xl_base_1.0.safetensors"
 KEYFRAME_IMAGE = "microcinema_keyframe.png"
 PROMPT = "a red panda climbing a mossy tree trunk, soft morning light, shallow depth of field"
 NEGATIVE = "static, still image, blurry, low quality, watermark, text"
+# the embedded toy default (9 frames at 2 fps, TSR x4)
+TOY_BASE_CKPT = "microcinema_toy_base.safetensors"
+TOY_TSR_CKPT = "microcinema_toy_tsr.safetensors"
+TOY_VAE = "microcinema_toy_vae.safetensors"
+TOY_TEXT_ENCODER = "all-MiniLM-L6-v2"
+TOY_SIZE = 64  # pixels: the toy models' training resolution (the bundle's cpu profile; microcinema.resolution)
+TOY_KEYFRAME = "toy_cat.png"  # workflows/keyframes/toy_cat.png: a picture the toy models never saw in training
+# the subject of the picture and a motion phrasing held out from training (toyworld/captions.py)
+TOY_PROMPT = "a cat, the camera sweeps left"
 
 
 def _node(class_type: str, title: str, **inputs) -> dict:
@@ -70,7 +84,7 @@ def sdxl_keyframe_to_video() -> dict:
                     positive=["7", 0], negative=["7", 1], latent_image=["7", 2], denoise=1.0),
         "22": _node("MicroCinemaTSRModelLoader", "Load MicroCinema TSR Model", ckpt_name=TSR_CKPT, dtype="auto"),
         "23": _node("MicroCinemaTSRInterpolate", "MicroCinema TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
-                    positive=["5", 0], negative=["6", 0], passes=1, seed=0, steps=50, cfg=1.0, gamma=0.02,
+                    clip=["2", 0], passes=1, seed=0, steps=50, cfg=1.0, gamma=0.02,
                     prior_lambda=-1.0, pairs_per_batch=8, video_latent=["21", 0]),
         "24": _node("VAEDecode", "VAE Decode", samples=["23", 0], vae=["3", 0]),
         "25": _node("MicroCinemaSaveVideo", "Save Video (MicroCinema)", images=["24", 0], fps=8.0, format="mp4",
@@ -103,5 +117,35 @@ def gamma_sweep() -> dict:
     return prompt
 
 
+def toy_image_to_video() -> dict:
+    """(d) The embedded toy default: the shipped cat keyframe -> toy MicroCinema (stock KSampler after the noise
+    prior) -> one TSR pass -> 33 frames at 8 fps, TOY_SIZE px square, on the files the pack ships; the
+    settings (20 Euler steps, CFG 5, gamma 0.02, seed 0) are the ones toyworld/evaluate.py reports on."""
+    return {
+        "1": _node("LoadImage", "Keyframe image (held-out cat)", image=TOY_KEYFRAME),
+        "2": _node("MicroCinemaTextEncoderLoader", "Load MicroCinema Text Encoder (MiniLM)",
+                   text_encoder=TOY_TEXT_ENCODER),
+        "3": _node("VAELoader", "Toy VAE", vae_name=TOY_VAE),
+        "4": _node("MicroCinemaModelLoader", "Load MicroCinema Model (toy)", ckpt_name=TOY_BASE_CKPT, dtype="auto"),
+        "5": _node("CLIPTextEncode", "Prompt (a motion)", text=TOY_PROMPT, clip=["2", 0]),
+        "6": _node("CLIPTextEncode", "Negative prompt (empty)", text="", clip=["2", 0]),
+        "7": _node("MicroCinemaKeyframeConditioning", "MicroCinema Keyframe Conditioning", positive=["5", 0],
+                   negative=["6", 0], vae=["3", 0], keyframe=["1", 0], width=TOY_SIZE, height=TOY_SIZE, frames=9),
+        "20": _node("MicroCinemaAppearanceNoisePrior", "MicroCinema Appearance Noise Prior", model=["4", 0],
+                    gamma=0.02, prior_lambda=-1.0, positive=["7", 0]),
+        "21": _node("KSampler", "KSampler (MicroCinema, euler)", model=["20", 0], seed=0,
+                    steps=20, cfg=5.0, sampler_name="euler", scheduler="normal",
+                    positive=["7", 0], negative=["7", 1], latent_image=["7", 2], denoise=1.0),
+        "22": _node("MicroCinemaTSRModelLoader", "Load MicroCinema TSR Model (toy)", ckpt_name=TOY_TSR_CKPT,
+                    dtype="auto"),
+        "23": _node("MicroCinemaTSRInterpolate", "MicroCinema TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
+                    clip=["2", 0], passes=1, seed=0, steps=20, cfg=1.0, gamma=0.02,
+                    prior_lambda=-1.0, pairs_per_batch=8, video_latent=["21", 0]),
+        "24": _node("VAEDecode", "VAE Decode", samples=["23", 0], vae=["3", 0]),
+        "25": _node("MicroCinemaSaveVideo", "Save Video (MicroCinema)", images=["24", 0], fps=8.0, format="mp4",
+                    filename_prefix="MicroCinema/toy_image_to_video", quality=18),
+    }
+
+
 WORKFLOWS = {"image_to_video": image_to_video, "sdxl_keyframe_to_video": sdxl_keyframe_to_video,
-             "gamma_sweep": gamma_sweep}
+             "gamma_sweep": gamma_sweep, "toy_image_to_video": toy_image_to_video}

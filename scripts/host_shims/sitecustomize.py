@@ -1,4 +1,4 @@
-"""Test-only shim: lets the CUDA build of torchvision import next to a CPU torch.
+"""Host shim (tests, demo, workflow builder): lets the CUDA build of torchvision import next to a CPU torch.
 
 torchvision 0.28 (the only build for torch 2.13) registers fake kernels for its C++ ops at import.
 With a CPU torch those ops were never defined and the import fails with
