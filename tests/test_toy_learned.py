@@ -15,7 +15,8 @@ import torch
 from microcinema_core.eval.flow_motion import video_motion
 from microcinema_core.eval.image_metrics import psnr
 from microcinema_core.toyworld import captions as cap
-from microcinema_core.toyworld.evaluate import heldout_cases, load_bundle
+from microcinema_core.toyworld.evaluate import load_bundle
+from microcinema_core.toyworld.probe import heldout_cases
 from microcinema_core.toyworld.probe import sample_videos
 from microcinema_core.toyworld.sources import load_or_gather
 
@@ -36,7 +37,7 @@ def _magnitudes(frames):
 
 def test_quickly_moves_more_than_slowly(bundle):
     base, vae, text, sources = bundle
-    cases = heldout_cases(sources, 6, base.config.resolution, seed=2027, motions=MOVING)
+    cases = heldout_cases(sources, 6, size=base.config.resolution, seed=2027, motions=MOVING)
     keys = torch.stack([c.frames[4] for c in cases])
     out = {}
     for speed in ("slow", "quick"):
@@ -51,7 +52,7 @@ def test_quickly_moves_more_than_slowly(bundle):
 
 def test_larger_gamma_gives_smaller_motion_and_the_keyframe_is_kept(bundle):
     base, vae, text, sources = bundle
-    cases = heldout_cases(sources, 6, base.config.resolution, seed=2028, motions=MOVING)
+    cases = heldout_cases(sources, 6, size=base.config.resolution, seed=2028, motions=MOVING)
     keys = torch.stack([c.frames[4] for c in cases])
     captions = [c.caption for c in cases]
     small, _ = sample_videos(base, vae, text, keys, captions, steps=20, cfg=5.0, gamma=0.1, seed=0)

@@ -167,6 +167,23 @@ def test_prepared_batch_follows_eq_3_and_4_for_base_and_tsr():
         assert torch.equal(single.target, b.target[5:10]) and torch.equal(single.timesteps, b.timesteps[1:2])
 
 
+def test_high_noise_emphasis_draws_that_share_of_timesteps_from_the_top():
+    abar = DiscreteSchedule().alphas_cumprod
+    latents, text = torch.randn(1, 3, 4, 2, 2), torch.randn(1, 77, 8)
+
+    def timesteps(fraction):
+        return torch.cat([prepare_batch(latents, text, kind="base", cond_idx=[1], alphas_cumprod=abar, lam=0.03,
+                                        drop_rate=0.0, empty_text=None, seed=5, step=step, slots=[0],
+                                        device=torch.device("cpu"), high_noise_fraction=fraction,
+                                        high_noise_from=900).timesteps for step in range(600)])
+
+    uniform, focused = timesteps(0.0), timesteps(0.6)
+    top_uniform, top_focused = float((uniform >= 900).float().mean()), float((focused >= 900).float().mean())
+    assert abs(top_uniform - 0.1) < 0.04                       # off: t ~ U{0..999} as in the paper
+    assert abs(top_focused - (0.6 + 0.4 * 0.1)) < 0.06         # on: 60 % from the top, the rest uniform
+    assert torch.equal(timesteps(0.6), focused)                # deterministic by (seed, step, slot)
+
+
 def test_tsr_trains_without_text_and_exports_a_tsr_file(tmp_path):
     cache = build_test_cache(tmp_path / "data", kind="tsr", count=2, num_frames=5)
     run = tiny_run_config(cache, tmp_path / "run", kind="tsr", max_steps=2, text_drop_rate=1.0)

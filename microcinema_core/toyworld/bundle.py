@@ -53,6 +53,11 @@ class Profile:
     size: int = 128                 # video side in pixels (latent side / 8)
     new_layer_init: str = "small"   # zero-init layers start small (nothing pretrained to keep)
     probe_count: int = 18
+    # a second base phase that starts from the first phase's weights: a fraction of the clips draw t from the
+    # high-noise end, where only the text tells the motion's direction (training/objective.py); 0 steps: none
+    refine_steps: int = 0
+    refine_fraction: float = 0.5
+    refine_from: int = 850
     vae_eval_count: int = 96        # held-out frames for the VAE's reconstruction PSNR
     calibration_crops: int = 256
 
@@ -61,14 +66,14 @@ PROFILES = {
     # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px, about 1.5 hours
     "cpu": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16,
                    tsr_clips=600, tsr_steps=500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64,
-                   offset_noise=0.5),
+                   offset_noise=0.5, refine_steps=6000),
     "gpu": Profile(vae_steps=2500, vae_batch=32, base_clips=24000, base_steps=8000, base_batch=64,
                    tsr_clips=10000, tsr_steps=4000, tsr_batch=64, lr=5e-4, save_every=1000,
                    vae_minutes=1.2, base_minutes=4.0, tsr_minutes=1.5, workers=14),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
-                     vae_eval_count=4, calibration_crops=4),
+                     vae_eval_count=4, calibration_crops=4, refine_steps=1),
 }
 
 
@@ -86,11 +91,12 @@ def machine() -> str:
     return f"{gpu} + {host}" if gpu else host
 
 
-def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str):
+def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, refine: bool = False):
+    """The trainer's run of one model; ``refine``: the base model's second phase (``Profile.refine_*``)."""
     from ..training.train_config import DataConfig, RunConfig, TrainConfig
 
     steps = profile.base_steps if kind == "base" else profile.tsr_steps
-    return RunConfig(data=DataConfig(kind=kind), train=TrainConfig(
+    run = RunConfig(data=DataConfig(kind=kind), train=TrainConfig(
         kind=kind, preset="tiny", model_overrides=dict(TOY_MODEL), cache_dir=str(out / f"cache_{kind}"),
         batch_size=profile.base_batch if kind == "base" else profile.tsr_batch, seed=seed,
         noise_prior_lambda=0.03, text_drop_rate=0.1 if kind == "base" else 1.0, offset_noise=profile.offset_noise,
@@ -100,6 +106,22 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str):
         precision=training_precision(device), output_dir=str(out / kind), save_every=profile.save_every,
         keep_last=2, log_every=50, resume="auto", export_name=FILES[kind], tensorboard=False,
         sample_every=0, sample_cfg=5.0 if kind == "base" else 1.0, progress_bar=True))
+    if refine:
+        run.train.init = str(out / "base" / FILES["base"])
+        run.train.output_dir = str(out / "base_refine")
+        run.train.max_steps = profile.refine_steps
+        run.train.max_minutes = None
+        run.train.save_every = max(profile.save_every, min(1000, profile.refine_steps))
+        run.train.warmup_steps = min(profile.warmup, 50)
+        run.train.high_noise_fraction = profile.refine_fraction
+        run.train.high_noise_from = profile.refine_from
+        run.train.seed = seed + 1
+    return run
+
+
+def final_model_dir(out: Path, kind: str, profile: Profile) -> Path:
+    """Where the shipped file of ``kind`` is exported (the refine phase's folder when the profile has one)."""
+    return out / ("base_refine" if kind == "base" and profile.refine_steps else kind)
 
 
 class Bundle:
@@ -109,6 +131,7 @@ class Bundle:
         self.record_path = out / "bundle.json"
         self.record = json.loads(self.record_path.read_text()) if self.record_path.exists() else {
             "seed": seed, "profile": asdict(profile), "model": TOY_MODEL, "stages": {}}
+        self.record["profile"] = asdict(profile)   # the settings of the latest invocation (stages keep theirs)
         self._sources = self._vae = self._text = None
 
     # ---- shared parts ---------------------------------------------------------------------------
@@ -187,11 +210,12 @@ class Bundle:
         bar.close()
         return {"clips": count}
 
-    def train_model(self, kind: str) -> dict:
+    def train_model(self, kind: str, refine: bool = False) -> dict:
         from ..training.trainer import train
-        from .probe import probe_base, probe_tsr
+        from .probe import probe_base, probe_text_reliance, probe_tsr
 
-        run = model_run(kind, self.profile, self.out, self.seed, self.device)
+        run = model_run(kind, self.profile, self.out, self.seed, self.device, refine=refine)
+        label = "base_refine" if refine else kind
         probe_device = self.device
 
         def on_checkpoint(step, model, ema):
@@ -205,22 +229,27 @@ class Bundle:
             count = self.profile.probe_count
             if kind == "base":
                 scores = probe_base(shadow, self.vae(), self.text(), self.sources(), count=count, device=probe_device)
+                scores.update(probe_text_reliance(shadow, self.vae(), self.text(), self.sources(),
+                                                  count=max(2, 2 * count), device=probe_device))
             else:
                 scores = probe_tsr(shadow, self.vae(), self.text(), self.sources(), count=count, device=probe_device)
-            print(f"[probe {kind} step {step}] {json.dumps({k: round(v, 4) for k, v in scores.items()})}", flush=True)
-            self.record.setdefault("probes", {}).setdefault(kind, []).append({"step": step, **scores})
+            print(f"[probe {label} step {step}] {json.dumps({k: round(v, 4) for k, v in scores.items()})}", flush=True)
+            self.record.setdefault("probes", {}).setdefault(label, []).append({"step": step, **scores})
             self._save_record()
             return scores
 
         result = train(run, device=self.device, on_checkpoint=on_checkpoint)
         if result.export_path is None:
-            raise RuntimeError(f"{kind} training stopped before its last step; run the command again to resume")
-        return {"steps": result.step, "batch": run.train.batch_size, "lr": run.train.lr,
+            raise RuntimeError(f"{label} training stopped before its last step; run the command again to resume")
+        extra = {"init": run.train.init, "high_noise_fraction": run.train.high_noise_fraction,
+                 "high_noise_from": run.train.high_noise_from} if refine else {}
+        return {**extra, "steps": result.step, "batch": run.train.batch_size, "lr": run.train.lr,
                 "precision": run.train.precision, "export": str(result.export_path)}
 
     def run(self, stop_after: Optional[str] = None) -> None:
         stages = [("sources", lambda: (self.sources(), {})[1]), ("vae", self.train_vae),
                   ("cache_base", lambda: self.build_cache("base")), ("base", lambda: self.train_model("base")),
+                  *([("base_refine", lambda: self.train_model("base", refine=True))] if self.profile.refine_steps else []),
                   ("cache_tsr", lambda: self.build_cache("tsr")), ("tsr", lambda: self.train_model("tsr"))]
         for name, fn in stages:
             self._stage(name, fn)
@@ -240,11 +269,12 @@ class Bundle:
         shutil.copyfile(self.out / "vae" / "vae.safetensors", vae_path)
         written["vae"] = vae_path
         for kind in ("base", "tsr"):
-            model = load_checkpoint(self.out / kind / FILES[kind], dtype="fp32")
+            source = final_model_dir(self.out, kind, self.profile) / FILES[kind]
+            model = load_checkpoint(source, dtype="fp32")
             path = target / "microcinema" / FILES[kind]
             from safetensors import safe_open
 
-            with safe_open(str(self.out / kind / FILES[kind]), framework="pt") as handle:
+            with safe_open(str(source), framework="pt") as handle:
                 extra = {k: v for k, v in (handle.metadata() or {}).items() if not k.startswith("microcinema.config")}
             save_checkpoint(model, path, dtype="fp16", extra_metadata=extra)
             written[kind] = path

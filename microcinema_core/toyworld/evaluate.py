@@ -31,7 +31,7 @@ from ..eval.flow_motion import CLASSES, classify, confusion_matrix, video_motion
 from ..eval.image_metrics import psnr, ssim
 from . import captions as cap
 from .motions import CAMERA_MOTIONS, SPEEDS
-from .probe import per_frame_mean_error, sample_videos
+from .probe import heldout_cases, per_frame_mean_error, sample_videos
 from .world import ToyWorld
 
 STEPS, CFG, GAMMA, SEED = 20, 5.0, 0.02, 0
@@ -49,17 +49,12 @@ def load_bundle(models: Path):
     return base, tsr, vae, MiniLMTextEncoder()
 
 
-def heldout_cases(sources, count: int, size: int, seed: int = 2026, motions=CAMERA_MOTIONS):
-    world = ToyWorld(sources, "heldout", "base", seed=seed, size=size)
-    return [world.clip(i, motion=motions[i % len(motions)]) for i in range(count)]
-
-
 def _flows(frames: torch.Tensor) -> list:
     return [video_motion(f.numpy()) for f in frames]
 
 
 def motion_and_keyframe(base, vae, text, sources, count: int) -> dict:
-    cases = heldout_cases(sources, count, base.config.resolution)
+    cases = heldout_cases(sources, count, seed=2026, size=base.config.resolution)
     keyframes = torch.stack([c.frames[4] for c in cases])
     frames, latents = sample_videos(base, vae, text, keyframes, [c.caption for c in cases], steps=STEPS, cfg=CFG,
                                     gamma=GAMMA, seed=SEED)
@@ -89,7 +84,7 @@ def motion_and_keyframe(base, vae, text, sources, count: int) -> dict:
 
 def speed_words(base, vae, text, sources, count: int) -> dict:
     moving = tuple(m for m in CAMERA_MOTIONS if m != "static")
-    cases = heldout_cases(sources, count, base.config.resolution, seed=2027, motions=moving)
+    cases = heldout_cases(sources, count, size=base.config.resolution, seed=2027, motions=moving)
     keyframes = torch.stack([c.frames[4] for c in cases])
     out = {}
     for speed in ("slow", "quick"):
@@ -106,7 +101,7 @@ def speed_words(base, vae, text, sources, count: int) -> dict:
 
 def gamma_sweep(base, vae, text, sources, count: int, plot: Path) -> dict:
     moving = tuple(m for m in CAMERA_MOTIONS if m != "static")
-    cases = heldout_cases(sources, count, base.config.resolution, seed=2028, motions=moving)
+    cases = heldout_cases(sources, count, size=base.config.resolution, seed=2028, motions=moving)
     keyframes = torch.stack([c.frames[4] for c in cases])
     rows = []
     for gamma in GAMMAS:
@@ -141,12 +136,18 @@ def _blend(first: torch.Tensor, last: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def tsr_vs_blend(tsr, vae, text, sources, count: int) -> dict:
+    """Restored in-between frames: our TSR vs a linear blend, and what the VAE alone allows.
+
+    ``blend_psnr_db`` blends the true end frames in pixels (no VAE); ``latent_blend_psnr_db`` blends the encoded
+    end frames and decodes (the same VAE path as TSR, so the two differ only by the TSR model); the
+    ``vae_ceiling_psnr_db`` is the VAE's own reconstruction of the true in-between frames, the best any
+    latent model can reach."""
     results = {}
     empty = text([""])
     size = tsr.config.resolution
     for name, clips in (("toy_heldout", _toy_tsr_clips(sources, count, size)),
                         ("real_carphone", _real_tsr_clips(sources, count, size))):
-        ours, blend = [], []
+        ours, blend, latent_blend, ceiling = [], [], [], []
         for i, truth in enumerate(clips):
             n = truth.shape[0]
             with torch.no_grad():
@@ -154,11 +155,16 @@ def tsr_vs_blend(tsr, vae, text, sources, count: int) -> dict:
                 video = generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0, gamma=GAMMA,
                                  seed=SEED + i)
                 restored = vae.decode(video[1:-1])
+                latent_blend.append(psnr(vae.decode(_blend(ends[0], ends[1], n)), truth[1:-1]))
+                ceiling.append(psnr(vae.decode(vae.encode(truth[1:-1])), truth[1:-1]))
             ours.append(psnr(restored, truth[1:-1]))
             blend.append(psnr(_blend(truth[0], truth[-1], n), truth[1:-1]))
-        ours, blend = torch.cat(ours), torch.cat(blend)
+        ours, blend, latent_blend = torch.cat(ours), torch.cat(blend), torch.cat(latent_blend)
         results[name] = {"clips": len(clips), "tsr_psnr_db": float(ours.mean()), "blend_psnr_db": float(blend.mean()),
-                         "tsr_better_fraction": float((ours > blend).float().mean())}
+                         "latent_blend_psnr_db": float(latent_blend.mean()),
+                         "vae_ceiling_psnr_db": float(torch.cat(ceiling).mean()),
+                         "tsr_better_fraction": float((ours > blend).float().mean()),
+                         "tsr_better_than_latent_blend_fraction": float((ours > latent_blend).float().mean())}
     return results
 
 

@@ -4,7 +4,10 @@
 it reports motion-text agreement (optical-flow class == prompt class), keyframe PSNR of the centre frame,
 and the per-frame mean error (mean over frames and channels of |spatial mean of a frame's latent - that of
 the keyframe latent|: the colour cast of an undertrained eps-model). ``probe_tsr``: restored in-between
-frames of held-out high-rate clips against a linear blend of the two given frames.
+frames of held-out high-rate clips against a linear blend of the two given frames. ``probe_text_reliance``:
+does the model read the motion *direction* from the text? The eps error on true held-out clips with their own
+caption vs the caption of the opposite motion (same picture, same noise), at high noise levels, where the noisy
+clip no longer shows the direction.
 """
 from __future__ import annotations
 
@@ -14,7 +17,13 @@ import torch
 from ..diffusion.pipeline import generate
 from ..eval.flow_motion import classify, video_motion
 from ..eval.image_metrics import psnr
+from ..diffusion.appearance_input import appearance_sequence
+from ..diffusion.noise_prior import noised_latent
+from ..diffusion.schedule import DiscreteSchedule
 from .motions import CAMERA_MOTIONS
+
+OPPOSITE = {"pan_left": "pan_right", "pan_right": "pan_left", "pan_up": "pan_down", "pan_down": "pan_up",
+            "zoom_in": "zoom_out", "zoom_out": "zoom_in", "rotate_cw": "rotate_ccw", "rotate_ccw": "rotate_cw"}
 from .world import ToyWorld
 
 
@@ -77,6 +86,44 @@ def probe_tsr(model, vae, encode_text, sources, *, count: int = 16, steps: int =
     restored = vae.decode(video).float().cpu().view(count, n, 3, size, size)[:, 1:-1]
     w = torch.linspace(0, 1, n)[1:-1].view(1, n - 2, 1, 1, 1)
     blended = (1 - w) * truth[:, :1] + w * truth[:, -1:]
+    latent_blend = (1 - w.to(device)) * ends[:, :1] + w.to(device) * ends[:, 1:]    # the same VAE path as TSR
+    latent_blended = vae.decode(latent_blend.flatten(0, 1)).float().cpu()
     middle = truth[:, 1:-1]
     return {"probe_tsr_psnr": float(psnr(restored.flatten(0, 1), middle.flatten(0, 1)).mean()),
-            "probe_blend_psnr": float(psnr(blended.flatten(0, 1), middle.flatten(0, 1)).mean())}
+            "probe_blend_psnr": float(psnr(blended.flatten(0, 1), middle.flatten(0, 1)).mean()),
+            "probe_latent_blend_psnr": float(psnr(latent_blended, middle.flatten(0, 1)).mean())}
+
+
+@torch.no_grad()
+def probe_text_reliance(model, vae, encode_text, sources, *, count: int = 32, timesteps=(999, 950, 900, 800),
+                        seed: int = 4, device="cpu") -> dict:
+    """Eps error with the clip's own caption vs the opposite motion's caption, per timestep.
+
+    ``text_gap_t{t}`` = mean(error with the opposite caption - error with the right one) / mean(error with the
+    right one): 0 when the model ignores the direction words; ``text_right_wins_t{t}``: the fraction of clips
+    whose own caption gives the smaller error (0.5 by chance)."""
+    world = ToyWorld(sources, "heldout", "base", seed=seed, size=model.config.resolution)
+    moving = list(OPPOSITE)
+    cases = [world.clip(i, motion=moving[i % len(moving)], speed="normal") for i in range(count)]
+    wrong = [world.clip(i, motion=OPPOSITE[c.motion], speed="normal") for i, c in enumerate(cases)]
+    n = model.config.num_frames
+    frames = torch.stack([c.frames for c in cases]).flatten(0, 1).to(device)
+    z = vae.encode(frames).float().view(count, n, *vae.encode(frames[:1]).shape[1:])
+    right, opposite = encode_text([c.caption for c in cases]).to(device), encode_text([c.caption for c in wrong]).to(device)
+    abar = DiscreteSchedule.from_config(model.config).alphas_cumprod
+    lam = float(model.config.noise_prior_lambda)
+    scores = {}
+    for t in timesteps:
+        errors = {"right": [], "opposite": []}
+        for b in range(count):
+            app = appearance_sequence("base", z[b, n // 2:n // 2 + 1], n)
+            g = torch.Generator().manual_seed(seed * 100_003 + b)
+            eps = lam * app + torch.randn(app.shape, generator=g).to(device)
+            x = noised_latent(z[b], eps, abar[t].expand(n).to(device))
+            for name, ctx in (("right", right[b:b + 1]), ("opposite", opposite[b:b + 1])):
+                pred = model(x, torch.tensor([float(t)], device=device), ctx, app, n)
+                errors[name].append(float(((pred.float() - eps) ** 2).mean()))
+        r, o = np.array(errors["right"]), np.array(errors["opposite"])
+        scores[f"text_gap_t{t}"] = float((o - r).mean() / r.mean())
+        scores[f"text_right_wins_t{t}"] = float((r < o).mean())
+    return scores

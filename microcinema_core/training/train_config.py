@@ -64,6 +64,8 @@ class TrainConfig:
     noise_prior_lambda: float = 0.03
     text_drop_rate: float = 0.1         # tab. 3: 0.1 base, 1.0 TSR
     offset_noise: float = 0.0           # + this x one Gaussian per frame and channel (not in the paper; see objective)
+    high_noise_fraction: float = 0.0    # this fraction of clips draws t from [high_noise_from, 999] (not in the paper)
+    high_noise_from: int = 850
     # optimiser (sec. 4)
     lr: float = 2e-5                    # new layers: temporal (both branches), SPADE, injection (optim.py)
     spatial_lr_scale: float = 0.1       # SD2.1-initialised spatial layers, AppearNet's too: 10x smaller

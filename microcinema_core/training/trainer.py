@@ -186,7 +186,7 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
         batch = prepare_batch(data["latents"], data["text"], kind=config.kind, cond_idx=cache.condition_indices,
                               alphas_cumprod=abar, lam=cfg.noise_prior_lambda, drop_rate=cfg.text_drop_rate,
                               empty_text=empty_text, seed=cfg.seed, step=step, slots=slots, device=ctx.device,
-                              offset_noise=cfg.offset_noise)
+                              offset_noise=cfg.offset_noise, high_noise_fraction=cfg.high_noise_fraction, high_noise_from=cfg.high_noise_from)
         optimizer.zero_grad(set_to_none=True)
         loss = diffusion_loss(wrapped, batch, autocast)
         loss.backward()
@@ -245,7 +245,8 @@ def export(wrapped, model: MicroCinemaModel, ema: Optional[EMA], config: MicroCi
         save_checkpoint(final, path, extra_metadata={
             "microcinema.training": json.dumps({
                 "steps": step, "noise_prior_lambda": cfg.noise_prior_lambda,
-                "text_drop_rate": cfg.text_drop_rate, "offset_noise": cfg.offset_noise, "lr": cfg.lr, "spatial_lr_scale": cfg.spatial_lr_scale,
+                "text_drop_rate": cfg.text_drop_rate, "offset_noise": cfg.offset_noise,
+                "high_noise_fraction": cfg.high_noise_fraction, "high_noise_from": cfg.high_noise_from, "lr": cfg.lr, "spatial_lr_scale": cfg.spatial_lr_scale,
                 "ema": bool(ema is not None and cfg.export_ema), "clips": len(cache),
                 "batch_per_process": cfg.batch_size, "world_size": ctx.world_size,
             }),

@@ -89,6 +89,7 @@ class ToyVAE(nn.Module):
         out.update({f"taesd_decoder.{k}": v for k, v in self.decoder.state_dict().items()})
         out = {k: v.detach().to("cpu", dtype).contiguous() for k, v in out.items()}
         out["vae_scale"] = self.vae_scale.detach().float().cpu().reshape(())
+        out["vae_shift"] = torch.zeros(())  # the current host reads it (SD3/Flux TAESD); SD's latents are unshifted
         return out
 
     @classmethod
