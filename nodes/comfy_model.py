@@ -16,6 +16,12 @@ Three small pieces, the pattern ComfyUI's own Stable Video Diffusion uses:
 ``wrap_model`` puts it all in a ``ModelPatcher`` (keyword arguments: the positional order changed between
 ComfyUI versions) and routes the model's attention through ComfyUI's ``optimized_attention`` so the user's
 attention flags apply.
+
+Memory management: the network's layers are ComfyUI's own ``comfy.ops`` classes (``comfy_operations``), as
+ComfyUI builds its own U-Net: ``disable_weight_init`` when the weights are stored in the compute dtype,
+``manual_cast`` (or what ``comfy.ops.pick_operations`` picks on hosts that have it) when they are not (fp8
+storage). ComfyUI can then cast weights layer by layer and load the network partially (low VRAM): the
+``ModelPatcher`` flips ``comfy_cast_weights`` on the layers that stay on the offload device.
 """
 from __future__ import annotations
 
@@ -42,7 +48,11 @@ APPEARANCE_KEY = "microcinema_appearance"  # the model input built from it, [row
 
 
 class MicroCinemaModelConfig(comfy.supported_models_base.BASE):
-    """ComfyUI's description of a MicroCinema model: SD2.1 latents, eps prediction, SD2.1 schedule."""
+    """ComfyUI's description of a MicroCinema model: SD2.1 latents, eps prediction, SD2.1 schedule.
+
+    ``manual_cast_dtype`` (set with ``set_inference_dtype``) is the compute dtype when the weights are stored
+    in another one (fp8): ComfyUI then hands the network its inputs in that dtype.
+    """
 
     unet_config = {"disable_unet_model_creation": True}  # the net is ours, built before wrapping
     unet_extra_config = {}
@@ -86,7 +96,13 @@ class DiffusionModelAdapter(torch.nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.net.parameters()).dtype
+        """The weights' storage dtype (fp8 when stored so), what ComfyUI's ``get_dtype`` reports."""
+        return self.net.weight_dtype
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the network computes in."""
+        return self.net.activation_dtype
 
     def forward(self, x, timesteps, context=None, control=None, transformer_options={}, **extra):
         appearance = extra.get(APPEARANCE_KEY)
@@ -98,7 +114,7 @@ class DiffusionModelAdapter(torch.nn.Module):
             raise MicroCinemaInputError("the MicroCinema model got no text conditioning (CLIP Text Encode)")
         num_frames = int(extra.get("num_video_frames") or x.shape[0])
         sigmas = (transformer_options or {}).get("sample_sigmas")  # current hosts: the whole schedule
-        self.warn_if_too_slow(int(x.shape[0]), int(x.shape[-2]), int(x.shape[-1]), num_frames, self.dtype, x.device,
+        self.warn_if_too_slow(int(x.shape[0]), int(x.shape[-2]), int(x.shape[-1]), num_frames, self.compute_dtype, x.device,
                               steps=len(sigmas) - 1 if sigmas is not None else None)
         return self.net(x, timesteps, context, appearance.to(x.dtype), num_frames)
 
@@ -161,18 +177,52 @@ def use_comfy_attention() -> None:
     set_attention_backend(comfy_attention)
 
 
+def comfy_operations(weight_dtype: torch.dtype, compute_dtype: torch.dtype | None, load_device=None):
+    """ComfyUI's layer namespace for weights stored in ``weight_dtype`` and computed in ``compute_dtype``.
+
+    What ComfyUI's own model loading picks: ``comfy.ops.pick_operations`` where the host has it (current
+    hosts; it may choose fp8 matmuls with ``--fast``), else (2024 host) ``manual_cast`` when the two dtypes
+    differ and ``disable_weight_init`` when they do not. Called with keywords, and any namespace that lacks
+    a layer the network builds falls back to those two.
+    """
+    import comfy.ops
+
+    from ..microcinema_core.nn.ops import resolve_operations
+
+    cast = compute_dtype is not None and compute_dtype != weight_dtype
+    fallback = comfy.ops.manual_cast if cast else comfy.ops.disable_weight_init
+    pick = getattr(comfy.ops, "pick_operations", None)
+    if pick is None:
+        return fallback
+    for kwargs in ({"load_device": load_device}, {}):  # older pick_operations had no load_device
+        try:
+            return resolve_operations(pick(weight_dtype, compute_dtype if cast else None, **kwargs))
+        except TypeError:
+            continue
+    return fallback
+
+
 def wrap_model(net: torch.nn.Module) -> comfy.model_patcher.ModelPatcher:
     """A ComfyUI MODEL (``ModelPatcher``) around a ``MicroCinemaModel``.
 
-    Every MODEL of the pack passes here (the loaders, Inflate): it wires ComfyUI's Cancel into the network
-    (checked before every block, so one huge step stops within a block) and warns when the weights' dtype
-    is slow on the device (bf16 on a CPU without native bf16).
+    Every MODEL of the pack passes here (the loaders, Inflate): its layers become ComfyUI's ``comfy.ops``
+    (``comfy_operations``; a network built from other layers is rebuilt around the same tensors, no copy),
+    so ComfyUI can cast weights and load it partially; weights stored in another dtype than the compute
+    dtype (``net.compute_dtype``: fp8 storage) are computed in it (ComfyUI's ``manual_cast_dtype``). It
+    wires ComfyUI's Cancel into the network (checked before every block, so one huge step stops within a
+    block) and warns when the compute dtype is slow on the device (bf16 on a CPU without native bf16).
     """
     use_comfy_attention()
-    net.interrupt_check = comfy.model_management.throw_exception_if_processing_interrupted
     load_device = comfy.model_management.get_torch_device()
-    warn_if_slow_dtype(next(net.parameters()).dtype, load_device)
+    storage, compute = net.weight_dtype, net.activation_dtype
+    operations = comfy_operations(storage, compute, load_device)
+    if net.operations is not operations:
+        net = net.with_operations(operations)
+    net.compute_dtype = compute if compute != storage else None
+    net.interrupt_check = comfy.model_management.throw_exception_if_processing_interrupted
+    warn_if_slow_dtype(compute, load_device)
     config = MicroCinemaModelConfig(net.config)
+    config.set_inference_dtype(storage, net.compute_dtype)
     model = MicroCinemaComfyModel(config, net.eval())
     return comfy.model_patcher.ModelPatcher(
         model, load_device=load_device, offload_device=comfy.model_management.unet_offload_device())

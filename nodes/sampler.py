@@ -66,7 +66,7 @@ def warn_before_sampling(model, samples, videos: int, steps: int, cfg: float):
     rows = int(samples.shape[0]) * (1 if cfg == 1.0 else 2)
     model.model.diffusion_model.warn_if_too_slow(
         rows, int(samples.shape[-2]), int(samples.shape[-1]), max(1, int(samples.shape[0]) // max(1, videos)),
-        model.model.diffusion_model.dtype, model.load_device, steps=steps)
+        model.model.diffusion_model.compute_dtype, model.load_device, steps=steps)
 
 
 NODE_CLASS_MAPPINGS = {"MicroCinemaSampler": MicroCinemaSampler}

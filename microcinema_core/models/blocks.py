@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..config import MicroCinemaConfig
+from ..nn.ops import resolve_operations
 from ..nn.spatial import Downsample, ResBlock, SpatialTransformer, Upsample
 
 
@@ -26,23 +27,26 @@ class VideoBlock(nn.ModuleList):
         return h
 
 
-def time_embedding_mlp(config: MicroCinemaConfig) -> nn.Sequential:
+def time_embedding_mlp(config: MicroCinemaConfig, operations=None) -> nn.Sequential:
+    ops = resolve_operations(operations)
     dim = config.model_channels * 4
-    return nn.Sequential(nn.Linear(config.model_channels, dim), nn.SiLU(), nn.Linear(dim, dim))
+    return nn.Sequential(ops.Linear(config.model_channels, dim), nn.SiLU(), ops.Linear(dim, dim))
 
 
-def _res_block(config, channels, out_channels, spade_feature_channels=None):
+def _res_block(config, channels, out_channels, spade_feature_channels=None, operations=None):
     return ResBlock(
         channels, config.model_channels * 4, out_channels, norm_groups=config.norm_groups,
         temporal_kernel=config.temporal_conv_kernel, spade_feature_channels=spade_feature_channels,
+        operations=operations,
     )
 
 
-def _transformer(config, channels):
+def _transformer(config, channels, operations=None):
     heads = max(1, channels // config.num_head_channels)
     return SpatialTransformer(
         channels, heads, config.num_head_channels, config.context_dim, norm_groups=config.norm_groups,
         temporal_attention=config.temporal_attention, temporal_max_frames=config.temporal_max_frames,
+        operations=operations,
     )
 
 
@@ -56,33 +60,37 @@ def encoder_channels(config: MicroCinemaConfig) -> list:
     return channels
 
 
-def build_encoder(config: MicroCinemaConfig, in_channels: int, spade: bool = False) -> nn.ModuleList:
+def build_encoder(config: MicroCinemaConfig, in_channels: int, spade: bool = False, operations=None) -> nn.ModuleList:
     """``input_blocks``; with ``spade`` each ResBlock gets a SPADE layer fed by the same-index feature."""
+    ops = resolve_operations(operations)
     feature_channels = encoder_channels(config)
-    blocks = nn.ModuleList([VideoBlock([nn.Conv2d(in_channels, config.model_channels, 3, padding=1)])])
+    blocks = nn.ModuleList([VideoBlock([ops.Conv2d(in_channels, config.model_channels, 3, padding=1)])])
     ch = config.model_channels
     for level, mult in enumerate(config.channel_mult):
         for _ in range(config.num_res_blocks):
             out = config.model_channels * mult
             spade_ch = feature_channels[len(blocks)] if spade else None
-            layers = [_res_block(config, ch, out, spade_ch)]
+            layers = [_res_block(config, ch, out, spade_ch, ops)]
             ch = out
             if level in config.attention_levels:
-                layers.append(_transformer(config, ch))
+                layers.append(_transformer(config, ch, ops))
             blocks.append(VideoBlock(layers))
         if level != len(config.channel_mult) - 1:
-            blocks.append(VideoBlock([Downsample(ch)]))
+            blocks.append(VideoBlock([Downsample(ch, operations=ops)]))
     return blocks
 
 
-def build_middle(config: MicroCinemaConfig, spade: bool = False) -> VideoBlock:
+def build_middle(config: MicroCinemaConfig, spade: bool = False, operations=None) -> VideoBlock:
+    ops = resolve_operations(operations)
     ch = config.model_channels * config.channel_mult[-1]
     spade_ch = ch if spade else None
-    return VideoBlock([_res_block(config, ch, ch, spade_ch), _transformer(config, ch), _res_block(config, ch, ch, spade_ch)])
+    return VideoBlock([_res_block(config, ch, ch, spade_ch, ops), _transformer(config, ch, ops),
+                       _res_block(config, ch, ch, spade_ch, ops)])
 
 
-def build_decoder(config: MicroCinemaConfig, spade: bool = False) -> nn.ModuleList:
+def build_decoder(config: MicroCinemaConfig, spade: bool = False, operations=None) -> nn.ModuleList:
     """``output_blocks``; block ``j`` consumes skip ``len(encoder)-1-j`` and is SPADE-fed by that feature."""
+    ops = resolve_operations(operations)
     skips = encoder_channels(config)
     ch = config.model_channels * config.channel_mult[-1]
     blocks = nn.ModuleList()
@@ -90,12 +98,12 @@ def build_decoder(config: MicroCinemaConfig, spade: bool = False) -> nn.ModuleLi
         for i in range(config.num_res_blocks + 1):
             skip_ch = skips.pop()
             out = config.model_channels * mult
-            layers = [_res_block(config, ch + skip_ch, out, skip_ch if spade else None)]
+            layers = [_res_block(config, ch + skip_ch, out, skip_ch if spade else None, ops)]
             ch = out
             if level in config.attention_levels:
-                layers.append(_transformer(config, ch))
+                layers.append(_transformer(config, ch, ops))
             if level and i == config.num_res_blocks:
-                layers.append(Upsample(ch))
+                layers.append(Upsample(ch, operations=ops))
             blocks.append(VideoBlock(layers))
     return blocks
 

@@ -8,6 +8,12 @@ as an ordinary eps-prediction model and only their start changes (appendix B).
 of the main branch; a host sets it to its Cancel check (ComfyUI's nodes set
 ``comfy.model_management.throw_exception_if_processing_interrupted``), so one huge step stops within a
 block. The core never imports a host: it only calls what it was given.
+
+``operations``: the namespace the weighted layers are built from (``nn/ops.py``; None: plain ``torch.nn``).
+The ComfyUI nodes pass ComfyUI's own ``comfy.ops`` so it can cast weights on the fly and load the network
+partially. ``compute_dtype``: the dtype the activations run in; None means the weights' dtype. Set it when
+the weights are stored in a dtype the arithmetic does not run in (fp8 storage, computed in fp16/bf16/fp32;
+this needs a namespace whose layers cast their weights, such as ``comfy.ops.manual_cast``).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import torch.nn as nn
 
 from ..config import MicroCinemaConfig
 from ..errors import MicroCinemaInputError
+from ..nn.ops import resolve_operations
 from .appearnet import AppearanceInjection, AppearNet
 from .unet3d import UNet3D
 
@@ -26,13 +33,15 @@ NEW_LAYER_MARKERS = ("temporal_", "spade", "injection.")
 
 class MicroCinemaModel(nn.Module):
     interrupt_check: Optional[Callable[[], None]] = None  # see the module docstring
+    compute_dtype: Optional[torch.dtype] = None  # see the module docstring
 
-    def __init__(self, config: MicroCinemaConfig):
+    def __init__(self, config: MicroCinemaConfig, operations=None):
         super().__init__()
         self.config = config
+        self.operations = ops = resolve_operations(operations)
         concat = config.injection == "concat"
         self.unet = UNet3D(config, extra_in_channels=config.in_channels if concat else 0,
-                           spade=config.injection == "add_encdec_spade")
+                           spade=config.injection == "add_encdec_spade", operations=ops)
         if concat:
             # the extra input channels (the appearance sequence) start at zero: SD2.1 at init
             with torch.no_grad():
@@ -40,9 +49,33 @@ class MicroCinemaModel(nn.Module):
             self.appearnet = None
             self.injection = None
         else:
-            self.appearnet = AppearNet(config)
-            self.injection = AppearanceInjection(config)
+            self.appearnet = AppearNet(config, operations=ops)
+            self.injection = AppearanceInjection(config, operations=ops)
         self.use_channels_last()
+
+    @property
+    def weight_dtype(self) -> torch.dtype:
+        """The dtype the layers' weight matrices are stored in (fp8 when stored so)."""
+        return self.unet.out[2].weight.dtype
+
+    @property
+    def activation_dtype(self) -> torch.dtype:
+        """The dtype the forward pass computes in: ``compute_dtype``, else the weights' dtype."""
+        return self.compute_dtype or self.weight_dtype
+
+    def with_operations(self, operations) -> "MicroCinemaModel":
+        """The same network with its layers rebuilt from ``operations``, holding the SAME tensors (no copy).
+
+        Built on the ``meta`` device and given this model's tensors, so a namespace that skips weight
+        initialisation (ComfyUI's) never leaves a layer uninitialised. The state-dict keys do not change.
+        """
+        with torch.device("meta"):
+            other = MicroCinemaModel(self.config, operations=operations)
+        other.load_state_dict(self.state_dict(), assign=True)
+        other.compute_dtype = self.compute_dtype
+        other.interrupt_check = self.interrupt_check
+        other.enable_gradient_checkpointing(self.unet.gradient_checkpointing)
+        return other.train(self.training)
 
     def use_channels_last(self) -> "MicroCinemaModel":
         """Store convolution weights channels-last, the layout oneDNN runs fastest on CPU (no per-call reorder)."""
@@ -76,7 +109,7 @@ class MicroCinemaModel(nn.Module):
     def forward(self, x, timesteps, context, appearance, num_frames: int):
         num_frames = int(num_frames)
         validate_inputs(self.config, x, timesteps, context, appearance, num_frames)
-        dtype = self.unet.out[2].weight.dtype
+        dtype = self.activation_dtype
         out_dtype = x.dtype
         timesteps = per_frame_timesteps(timesteps, x.shape[0], num_frames, x.device)
         context, share = video_context(context.to(dtype), x.shape[0], num_frames)

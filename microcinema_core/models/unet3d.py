@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from ..config import MicroCinemaConfig
 from ..nn.embeddings import sinusoidal_embedding
+from ..nn.ops import resolve_operations
 from .blocks import build_decoder, build_encoder, build_middle, run_block, time_embedding_mlp
 
 
@@ -32,17 +33,19 @@ def _no_check() -> None:
 
 
 class UNet3D(nn.Module):
-    def __init__(self, config: MicroCinemaConfig, extra_in_channels: int = 0, spade: bool = False):
+    def __init__(self, config: MicroCinemaConfig, extra_in_channels: int = 0, spade: bool = False, operations=None):
+        """``operations``: the layer namespace (``nn/ops.py``; None: plain ``torch.nn``)."""
         super().__init__()
+        ops = resolve_operations(operations)
         self.config = config
         self.gradient_checkpointing = False
-        self.time_embed = time_embedding_mlp(config)
-        self.input_blocks = build_encoder(config, config.in_channels + extra_in_channels, spade=spade)
-        self.middle_block = build_middle(config, spade=spade)
-        self.output_blocks = build_decoder(config, spade=spade)
+        self.time_embed = time_embedding_mlp(config, ops)
+        self.input_blocks = build_encoder(config, config.in_channels + extra_in_channels, spade=spade, operations=ops)
+        self.middle_block = build_middle(config, spade=spade, operations=ops)
+        self.output_blocks = build_decoder(config, spade=spade, operations=ops)
         self.out = nn.Sequential(
-            nn.GroupNorm(config.norm_groups, config.model_channels), nn.SiLU(),
-            nn.Conv2d(config.model_channels, config.out_channels, 3, padding=1),
+            ops.GroupNorm(config.norm_groups, config.model_channels), nn.SiLU(),
+            ops.Conv2d(config.model_channels, config.out_channels, 3, padding=1),
         )
 
     def embed_time(self, timesteps: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .ops import resolve_operations
+
 
 class SpadeModulation(nn.Module):
-    def __init__(self, feature_channels: int, channels: int, kernel_size: int = 3):
+    def __init__(self, feature_channels: int, channels: int, kernel_size: int = 3, operations=None):
         super().__init__()
-        self.conv = nn.Conv2d(feature_channels, 2 * channels, kernel_size, padding=kernel_size // 2)
+        self.conv = resolve_operations(operations).Conv2d(feature_channels, 2 * channels, kernel_size, padding=kernel_size // 2)
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
 

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import attention
+from .ops import resolve_operations, weights_usable_with
 from .spade import SpadeModulation
 from .temporal import TemporalAttention, TemporalConv
 
@@ -35,21 +36,22 @@ class ResBlock(nn.Module):
     """
 
     def __init__(self, channels, emb_channels, out_channels, *, norm_groups=32, temporal_kernel=3,
-                 spade_feature_channels: Optional[int] = None, spade_kernel: int = 3):
+                 spade_feature_channels: Optional[int] = None, spade_kernel: int = 3, operations=None):
         super().__init__()
+        ops = resolve_operations(operations)
         self.in_layers = nn.Sequential(
-            nn.GroupNorm(norm_groups, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+            ops.GroupNorm(norm_groups, channels), nn.SiLU(), ops.Conv2d(channels, out_channels, 3, padding=1)
         )
-        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
+        self.emb_layers = nn.Sequential(nn.SiLU(), ops.Linear(emb_channels, out_channels))
         self.out_layers = nn.Sequential(
-            nn.GroupNorm(norm_groups, out_channels), nn.SiLU(), nn.Dropout(0.0),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            ops.GroupNorm(norm_groups, out_channels), nn.SiLU(), nn.Dropout(0.0),
+            ops.Conv2d(out_channels, out_channels, 3, padding=1),
         )
-        self.skip_connection = nn.Identity() if channels == out_channels else nn.Conv2d(channels, out_channels, 1)
-        self.temporal_conv_in = TemporalConv(out_channels, temporal_kernel)
-        self.temporal_conv_out = TemporalConv(out_channels, temporal_kernel)
+        self.skip_connection = nn.Identity() if channels == out_channels else ops.Conv2d(channels, out_channels, 1)
+        self.temporal_conv_in = TemporalConv(out_channels, temporal_kernel, operations=ops)
+        self.temporal_conv_out = TemporalConv(out_channels, temporal_kernel, operations=ops)
         self.spade = (
-            SpadeModulation(spade_feature_channels, out_channels, spade_kernel)
+            SpadeModulation(spade_feature_channels, out_channels, spade_kernel, operations=ops)
             if spade_feature_channels is not None else None
         )
 
@@ -74,9 +76,10 @@ def add_linear_(residual: torch.Tensor, inputs: torch.Tensor, linear: nn.Linear)
 
     Without autograd it is written into ``residual`` with ``addmm_``: no fresh output tensor (on CPU, large
     fresh tensors cost page faults), no bias broadcast copy, no separate residual pass. Same sum, another
-    rounding order (~1 ulp). With autograd it is computed out of place.
+    rounding order (~1 ulp). With autograd it is computed out of place, and so it is when the layer casts
+    or patches its weights at call time (a host's ops: fp8 storage, low-VRAM offload, see ``nn/ops.py``).
     """
-    if torch.is_grad_enabled() or not residual.is_contiguous():
+    if torch.is_grad_enabled() or not residual.is_contiguous() or not weights_usable_with(linear, inputs):
         out = linear(inputs)
         out += residual
         return out
@@ -88,14 +91,15 @@ def add_linear_(residual: torch.Tensor, inputs: torch.Tensor, linear: nn.Linear)
 
 
 class CrossAttention(nn.Module):
-    def __init__(self, query_dim, context_dim, heads, head_dim):
+    def __init__(self, query_dim, context_dim, heads, head_dim, operations=None):
         super().__init__()
+        ops = resolve_operations(operations)
         inner = heads * head_dim
         self.heads = heads
-        self.to_q = nn.Linear(query_dim, inner, bias=False)
-        self.to_k = nn.Linear(context_dim, inner, bias=False)
-        self.to_v = nn.Linear(context_dim, inner, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(0.0))
+        self.to_q = ops.Linear(query_dim, inner, bias=False)
+        self.to_k = ops.Linear(context_dim, inner, bias=False)
+        self.to_v = ops.Linear(context_dim, inner, bias=False)
+        self.to_out = nn.Sequential(ops.Linear(inner, query_dim), nn.Dropout(0.0))
 
     def forward(self, x, context=None, residual=None):
         """Attention of ``x`` over ``context`` (itself when None); with ``residual``, returns ``residual + out``."""
@@ -107,9 +111,9 @@ class CrossAttention(nn.Module):
 
 
 class GEGLU(nn.Module):
-    def __init__(self, dim_in, dim_out):
+    def __init__(self, dim_in, dim_out, operations=None):
         super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out * 2)
+        self.proj = resolve_operations(operations).Linear(dim_in, dim_out * 2)
 
     def forward(self, x):
         value, gate = self.proj(x).chunk(2, dim=-1)
@@ -119,9 +123,10 @@ class GEGLU(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim, mult=4):
+    def __init__(self, dim, mult=4, operations=None):
         super().__init__()
-        self.net = nn.Sequential(GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim))
+        ops = resolve_operations(operations)
+        self.net = nn.Sequential(GEGLU(dim, dim * mult, operations=ops), nn.Dropout(0.0), ops.Linear(dim * mult, dim))
 
     def forward(self, x, residual=None):
         hidden = self.net[1](self.net[0](x))
@@ -131,14 +136,15 @@ class FeedForward(nn.Module):
 
 
 class BasicTransformerBlock(nn.Module):
-    def __init__(self, dim, heads, head_dim, context_dim):
+    def __init__(self, dim, heads, head_dim, context_dim, operations=None):
         super().__init__()
-        self.attn1 = CrossAttention(dim, dim, heads, head_dim)
-        self.ff = FeedForward(dim)
-        self.attn2 = CrossAttention(dim, context_dim, heads, head_dim)
-        self.norm1 = nn.LayerNorm(dim)
-        self.norm2 = nn.LayerNorm(dim)
-        self.norm3 = nn.LayerNorm(dim)
+        ops = resolve_operations(operations)
+        self.attn1 = CrossAttention(dim, dim, heads, head_dim, operations=ops)
+        self.ff = FeedForward(dim, operations=ops)
+        self.attn2 = CrossAttention(dim, context_dim, heads, head_dim, operations=ops)
+        self.norm1 = ops.LayerNorm(dim)
+        self.norm2 = ops.LayerNorm(dim)
+        self.norm3 = ops.LayerNorm(dim)
 
     def forward(self, tokens, context, num_frames, frames_share_context):
         """``tokens``: ``[B*N, HW, C]``; ``context``: ``[B, L, D]`` when ``frames_share_context`` else ``[B*N, L, D]``."""
@@ -160,14 +166,16 @@ class SpatialTransformer(nn.Module):
     """SD2.1's linear-projection transformer over the pixels of each frame, then temporal attention."""
 
     def __init__(self, channels, heads, head_dim, context_dim, *, norm_groups=32, temporal_attention=True,
-                 temporal_max_frames=64):
+                 temporal_max_frames=64, operations=None):
         super().__init__()
-        self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
-        self.proj_in = nn.Linear(channels, heads * head_dim)
-        self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(heads * head_dim, heads, head_dim, context_dim)])
-        self.proj_out = nn.Linear(heads * head_dim, channels)
+        ops = resolve_operations(operations)
+        self.norm = ops.GroupNorm(norm_groups, channels, eps=1e-6)
+        self.proj_in = ops.Linear(channels, heads * head_dim)
+        self.transformer_blocks = nn.ModuleList(
+            [BasicTransformerBlock(heads * head_dim, heads, head_dim, context_dim, operations=ops)])
+        self.proj_out = ops.Linear(heads * head_dim, channels)
         self.temporal_attention = (
-            TemporalAttention(channels, head_dim, temporal_max_frames) if temporal_attention else None
+            TemporalAttention(channels, head_dim, temporal_max_frames, operations=ops) if temporal_attention else None
         )
 
     def forward(self, x, context, num_frames, frames_share_context):
@@ -184,18 +192,18 @@ class SpatialTransformer(nn.Module):
 
 
 class Downsample(nn.Module):
-    def __init__(self, channels):
+    def __init__(self, channels, operations=None):
         super().__init__()
-        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.op = resolve_operations(operations).Conv2d(channels, channels, 3, stride=2, padding=1)
 
     def forward(self, x):
         return self.op(x)
 
 
 class Upsample(nn.Module):
-    def __init__(self, channels):
+    def __init__(self, channels, operations=None):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv = resolve_operations(operations).Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x, output_size=None):
         if output_size is None:

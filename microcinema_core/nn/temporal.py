@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from .attention import attention
 from .embeddings import sinusoidal_embedding
+from .ops import resolve_operations
 
 
 def frames_last_tokens(x: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -32,11 +33,11 @@ class TemporalConv(nn.Module):
     in channels-last-3d memory, so the Conv3d runs on a free view (oneDNN's direct kernel, no im2col).
     """
 
-    def __init__(self, channels: int, kernel_size: int = 3):
+    def __init__(self, channels: int, kernel_size: int = 3, operations=None):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError("temporal kernel size must be odd")
-        self.conv = nn.Conv3d(channels, channels, (kernel_size, 1, 1), padding=(kernel_size // 2, 0, 0))
+        self.conv = resolve_operations(operations).Conv3d(channels, channels, (kernel_size, 1, 1), padding=(kernel_size // 2, 0, 0))
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
 
@@ -55,15 +56,16 @@ class TemporalAttention(nn.Module):
     ``N`` frames of the same pixel; the output projection is zero-initialised.
     """
 
-    def __init__(self, channels: int, head_channels: int, max_frames: int = 64):
+    def __init__(self, channels: int, head_channels: int, max_frames: int = 64, operations=None):
         super().__init__()
+        ops = resolve_operations(operations)
         self.heads = max(1, channels // head_channels)
         self.max_frames = max_frames
-        self.norm = nn.LayerNorm(channels)
-        self.to_q = nn.Linear(channels, channels, bias=False)
-        self.to_k = nn.Linear(channels, channels, bias=False)
-        self.to_v = nn.Linear(channels, channels, bias=False)
-        self.to_out = nn.Linear(channels, channels)
+        self.norm = ops.LayerNorm(channels)
+        self.to_q = ops.Linear(channels, channels, bias=False)
+        self.to_k = ops.Linear(channels, channels, bias=False)
+        self.to_v = ops.Linear(channels, channels, bias=False)
+        self.to_out = ops.Linear(channels, channels)
         nn.init.zeros_(self.to_out.weight)
         nn.init.zeros_(self.to_out.bias)
 

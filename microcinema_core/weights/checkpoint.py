@@ -2,7 +2,12 @@
 
 Metadata keys ``microcinema.*`` carry the whole :class:`MicroCinemaConfig` (kind base/tsr, injection
 mode, the training lambda, frames, fps, resolution). Loading builds the model on the ``meta`` device and
-assigns the stored tensors, so a 2 B-parameter model is never initialised twice.
+assigns the stored tensors, so a 2 B-parameter model is never initialised twice (and a layer namespace
+that skips initialisation, like ComfyUI's ``comfy.ops``, can be passed as ``operations``).
+
+``weight_dtype`` (``fp8_e4m3fn`` / ``fp8_e5m2``) stores the weight matrices and convolution kernels in fp8
+while biases and norm scales stay in ``dtype``, the compute dtype (``model.compute_dtype``); such a model
+runs only with layers that cast their weights at call time (``comfy.ops.manual_cast``: ``nn/ops.py``).
 """
 from __future__ import annotations
 
@@ -16,6 +21,16 @@ from ..models.microcinema import MicroCinemaModel
 from .files import atomic_save_safetensors, read_state_dict
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# storage-only dtypes of the weight matrices ("default": stored in the compute dtype)
+WEIGHT_DTYPES = {"default": None, "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
+
+
+def resolve_weight_dtype(weight_dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
+    if weight_dtype is None or isinstance(weight_dtype, torch.dtype):
+        return weight_dtype
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}; got {weight_dtype!r}")
+    return WEIGHT_DTYPES[weight_dtype]
 
 
 def resolve_dtype(dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
@@ -51,8 +66,13 @@ def read_checkpoint_config(path) -> MicroCinemaConfig:
 
 
 def load_checkpoint(path, dtype: Union[None, str, torch.dtype] = None, device="cpu",
-                    expected_kind: Optional[str] = None) -> MicroCinemaModel:
-    """Load a MicroCinema checkpoint; ``dtype`` ``auto``/``None`` keeps the stored precision."""
+                    expected_kind: Optional[str] = None, operations=None,
+                    weight_dtype: Union[None, str, torch.dtype] = None) -> MicroCinemaModel:
+    """Load a MicroCinema checkpoint; ``dtype`` ``auto``/``None`` keeps the stored precision.
+
+    ``operations``: the layer namespace (``nn/ops.py``). ``weight_dtype``: a storage dtype for the weight
+    matrices (fp8), computed in ``dtype`` (see the module docstring).
+    """
     tensors, metadata = read_state_dict(path)
     config = MicroCinemaConfig.from_metadata(metadata)
     if expected_kind is not None and config.kind != expected_kind:
@@ -61,7 +81,7 @@ def load_checkpoint(path, dtype: Union[None, str, torch.dtype] = None, device="c
             f"model ({'temporal interpolation' if expected_kind == 'tsr' else 'base image&text-to-video'})"
         )
     with torch.device("meta"):
-        model = MicroCinemaModel(config)
+        model = MicroCinemaModel(config, operations=operations)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -72,10 +92,15 @@ def load_checkpoint(path, dtype: Union[None, str, torch.dtype] = None, device="c
             f"(first: {unexpected[:3]}); the file is damaged or was written by another tool"
         )
     target = resolve_dtype(dtype)
+    storage = resolve_weight_dtype(weight_dtype)
     for key, ref in expected.items():
         if tensors[key].shape != ref.shape:
             raise CheckpointError(f"tensor {key} has shape {tuple(tensors[key].shape)}, expected {tuple(ref.shape)}")
-        if target is not None:
+        if storage is not None and tensors[key].ndim >= 2:
+            tensors[key] = tensors[key].to(storage)  # fp8 matrices/kernels; 1-D biases and norms stay in dtype
+        elif target is not None:
             tensors[key] = tensors[key].to(target)
     model.load_state_dict(tensors, assign=True)
+    if storage is not None:
+        model.compute_dtype = target or tensors["unet.out.2.bias"].dtype
     return model.use_channels_last().to(device).eval()
