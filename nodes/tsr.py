@@ -133,7 +133,7 @@ class MicroCinemaTSRInterpolate:
         frames = video_latent_input(video_latent, images, vae)
         positive = negative = empty_prompt_conditioning(clip, config.context_dim)
         for index in range(passes):
-            frames = interpolate_pass(tsr_model, positive, negative, frames, config.num_frames, seed + index,
+            frames = interpolate_pass(tsr_model, positive, negative, frames, config.num_frames, (seed + index) % 2**64,
                                       steps, cfg, resolve_lambda(prior_lambda), gamma, pairs_per_batch)
         return ({"samples": frames},)
 

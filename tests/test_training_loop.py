@@ -200,3 +200,16 @@ def test_gradient_checkpointing_gives_the_same_update_and_bf16_runs(cache, tmp_p
     assert plain.losses == pytest.approx(ckpt.losses, abs=1e-6)
     bf16 = train(tiny_run_config(cache, tmp_path / "bf16", max_steps=2, precision="bf16"))
     assert all(abs(x - y) < 0.05 for x, y in zip(bf16.losses, plain.losses))  # bf16 autocast, fp32 loss
+
+
+def test_precision_auto_follows_the_hardware_and_slow_bf16_is_named(cache, tmp_path, monkeypatch):
+    import microcinema_core.training.trainer as trainer
+
+    assert tiny_run_config(cache, tmp_path / "x").train.precision == "fp32"   # the fixture pins fp32
+    monkeypatch.setattr(trainer, "fast_bf16", lambda device: False)
+    monkeypatch.setattr(trainer, "training_precision", lambda device: "fp32")
+    with pytest.warns(UserWarning, match="no native bf16"):
+        train(tiny_run_config(cache, tmp_path / "slow", max_steps=1, precision="bf16"))
+    auto = train(tiny_run_config(cache, tmp_path / "auto", max_steps=1, precision="auto"))
+    fp32 = train(tiny_run_config(cache, tmp_path / "fp32", max_steps=1))
+    assert auto.losses == fp32.losses                                          # auto chose fp32 here

@@ -79,7 +79,7 @@ class TrainConfig:
     max_steps: int = 800_000            # tab. 3: 800K base, 40K TSR
     max_minutes: Optional[float] = None  # wall-clock budget of this process: stop, checkpoint, export
     # precision / memory
-    precision: str = "bf16"             # "bf16" autocast or "fp32"
+    precision: str = "auto"             # "bf16" autocast, "fp32", or "auto": bf16 where the device runs it fast
     gradient_checkpointing: bool = False
     parallel: str = "ddp"               # "ddp" (also for one process) or "fsdp"
     # checkpoints and logs
@@ -100,7 +100,7 @@ class TrainConfig:
     def __post_init__(self):
         self.adam_betas = tuple(self.adam_betas)
         for name, allowed in (("kind", ("base", "tsr")), ("preset", ("full", "tiny")),
-                              ("precision", ("bf16", "fp32")), ("parallel", ("ddp", "fsdp")),
+                              ("precision", ("auto", "bf16", "fp32")), ("parallel", ("ddp", "fsdp")),
                               ("lr_schedule", ("constant", "cosine")),
                               ("new_layer_init", ("zero", "small"))):
             if getattr(self, name) not in allowed:

@@ -19,6 +19,7 @@ import torch
 
 from ..config import MicroCinemaConfig
 from ..diffusion.schedule import DiscreteSchedule
+from ..hardware import fast_bf16, training_precision
 from ..models.microcinema import MicroCinemaModel
 from .caching import LatentCache
 from .checkpointing import (checkpoint_dir, latest_checkpoint, load_training_state, prune_checkpoints,
@@ -151,7 +152,11 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
     order = DataOrder(len(cache), cfg.seed)
     abar = DiscreteSchedule.from_config(config).alphas_cumprod
     empty_text = cache.empty_text()
-    autocast = torch.bfloat16 if cfg.precision == "bf16" else None
+    precision = training_precision(ctx.device) if cfg.precision == "auto" else cfg.precision
+    if precision == "bf16" and not fast_bf16(ctx.device):
+        warnings.warn(f"train.precision='bf16' on {ctx.device}, which has no native bf16: expect it to run many "
+                      "times slower than fp32; use precision='auto' or 'fp32'", stacklevel=2)
+    autocast = torch.bfloat16 if precision == "bf16" else None
     global_batch = cfg.batch_size * ctx.world_size
     end = cfg.max_steps if stop_at is None else min(stop_at, cfg.max_steps)
     reporter = ProgressReporter(out, cfg.max_steps, step, ctx.is_main, cfg.progress_bar, cfg.tensorboard)
