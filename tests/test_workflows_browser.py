@@ -1,7 +1,7 @@
 """Drag-and-drop of each shipped UI-format workflow into the host's own web UI (headless Chromium):
 no missing nodes / widget errors / dialogs, the UI's own ``graphToPrompt()`` equals the shipped API file,
-and that prompt (test variant, see ``workflow_assets.py``) runs. Screenshots: ``docs/img/<name>.png``
-(refreshed with ``MICROCINEMA_UPDATE_SCREENSHOTS=1``).
+and that prompt (test variant, see ``workflow_assets.py``) runs. Screenshots: ``docs/img/workflows/<name>_<host>.png``
+(refreshed with ``MICROCINEMA_UPDATE_SCREENSHOTS=1``; ``scripts/workflow_screenshots.py`` makes the same ones).
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def host_defaults(host, prompt: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def ui(mc_models):
-    with ComfyBrowser(mc_models.url, viewport=(1920, 1080)) as browser:
+    with ComfyBrowser(mc_models.url, viewport=(1600, 1000)) as browser:
         yield browser
 
 
@@ -65,12 +65,13 @@ def test_ui_workflow_loads_converts_and_runs(mc_models, ui, name, tmp_path):
     widgets = [w for w in report["widgets"] if not w.startswith("CheckpointLoaderSimple#11.ckpt_name: 'sd_xl_base")]
     assert (report["missing"], report["dialogs"], widgets, console) == ([], [], [], []), report
     prompt = ui.graph_to_prompt()
-    shipped = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
+    shipped = json.loads((REPO / "workflows" / "api" / f"{name}_api.json").read_text())
     assert without_ui_only_values(prompt) == without_ui_only_values(shipped, host_defaults(mc_models, prompt))
 
-    shot = ui.screenshot(tmp_path / f"{name}.png")
+    current = ui.page.evaluate("() => !!window.app.extensionManager")  # a current frontend fits by itself
+    shot = ui.screenshot(tmp_path / f"{name}.png", fit=not current)
     if os.environ.get("MICROCINEMA_UPDATE_SCREENSHOTS") == "1":
-        shutil.copyfile(shot, REPO / "docs" / "img" / f"{name}.png")
+        shutil.copyfile(shot, REPO / "docs" / "img" / "workflows" / f"{name}_{'current' if current else '2024'}.png")
 
     variant = as_test_prompt(prompt)
     for node in variant.values():

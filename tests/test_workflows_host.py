@@ -20,7 +20,7 @@ from workflow_assets import as_test_prompt
 from workflows.definitions import TOY_SIZE
 
 pytestmark = pytest.mark.host
-WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
+WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows" / "api"
 
 
 def load_api(name: str) -> dict:

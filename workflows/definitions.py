@@ -3,7 +3,8 @@
 File names the workflows expect (put the files in these ComfyUI folders, or pick yours in the UI):
 models/microcinema/microcinema_base.safetensors, microcinema_tsr.safetensors; models/clip/
 sd21_text_encoder.safetensors (SD2.1's OpenCLIP-H text encoder); models/vae/sd21_vae.safetensors (the SD2.1 /
-SD1.x VAE); models/checkpoints/sd_xl_base_1.0.safetensors (keyframe workflow); input/microcinema_keyframe.png.
+SD1.x VAE); models/checkpoints/sd_xl_base_1.0.safetensors (keyframe workflow). The image workflows' keyframe,
+microcinema_keyframe.png (workflows/keyframes/), is copied into ComfyUI's input folder by the pack.
 
 The toy workflow runs on what the pack ships: the toy bundle in the pack's own models/ folder
 (models/vae/microcinema_toy_vae.safetensors for the stock Load VAE, models/microcinema/microcinema_toy_base /
@@ -17,8 +18,9 @@ TSR_CKPT = "microcinema_tsr.safetensors"
 TEXT_ENCODER = "sd21_text_encoder.safetensors"
 VAE = "sd21_vae.safetensors"
 SDXL_CKPT = "sd_xl_base_1.0.safetensors"
-KEYFRAME_IMAGE = "microcinema_keyframe.png"
-PROMPT = "a red panda climbing a mossy tree trunk, soft morning light, shallow depth of field"
+KEYFRAME_IMAGE = "microcinema_keyframe.png"  # workflows/keyframes/: an espresso cup (scikit-image's coffee, CC0)
+PROMPT = "a red panda climbing a mossy tree trunk, soft morning light, shallow depth of field"  # SDXL keyframe + video
+IMAGE_PROMPT = "an espresso cup on a wooden table, thin steam rising, the camera slowly circles the cup"
 NEGATIVE = "static, still image, blurry, low quality, watermark, text"
 # the embedded toy default (9 frames at 2 fps, TSR x4)
 TOY_BASE_CKPT = "microcinema_toy_base.safetensors"
@@ -35,15 +37,15 @@ def _node(class_type: str, title: str, **inputs) -> dict:
     return {"class_type": class_type, "inputs": inputs, "_meta": {"title": title}}
 
 
-def _video_front(keyframe_source: list) -> dict:
+def _video_front(keyframe_source: list, prompt_text: str = IMAGE_PROMPT) -> dict:
     """Text encoder, VAE, base model, prompts and keyframe conditioning (node ids 2-7)."""
     return {
         "2": _node("CLIPLoader", "SD2.1 text encoder", clip_name=TEXT_ENCODER, type="stable_diffusion"),
         "3": _node("VAELoader", "SD2.1 VAE", vae_name=VAE),
         "4": _node("MicroCinemaModelLoader", "Load MicroCinema Model", ckpt_name=BASE_CKPT, dtype="auto"),
-        "5": _node("CLIPTextEncode", "Prompt", text=PROMPT, clip=["2", 0]),
+        "5": _node("CLIPTextEncode", "Prompt", text=prompt_text, clip=["2", 0]),
         "6": _node("CLIPTextEncode", "Negative prompt", text=NEGATIVE, clip=["2", 0]),
-        "7": _node("MicroCinemaKeyframeConditioning", "MicroCinema Keyframe Conditioning", positive=["5", 0],
+        "7": _node("MicroCinemaKeyframeConditioning", "Keyframe Conditioning", positive=["5", 0],
                    negative=["6", 0], vae=["3", 0], keyframe=keyframe_source, width=320, height=320, frames=9),
     }
 
@@ -75,15 +77,15 @@ def sdxl_keyframe_to_video() -> dict:
                     negative=["13", 0], latent_image=["14", 0], denoise=1.0),
         "16": _node("VAEDecode", "SDXL decode (keyframe)", samples=["15", 0], vae=["11", 2]),
     }
-    prompt.update(_video_front(["16", 0]))
+    prompt.update(_video_front(["16", 0], PROMPT))
     prompt.update({
-        "20": _node("MicroCinemaAppearanceNoisePrior", "MicroCinema Appearance Noise Prior", model=["4", 0],
+        "20": _node("MicroCinemaAppearanceNoisePrior", "Appearance Noise Prior", model=["4", 0],
                     gamma=0.02, prior_lambda=-1.0, positive=["7", 0]),
-        "21": _node("KSampler", "KSampler (MicroCinema, euler)", model=["20", 0], seed=42,
+        "21": _node("KSampler", "KSampler (euler)", model=["20", 0], seed=42,
                     steps=50, cfg=7.5, sampler_name="euler", scheduler="normal",
                     positive=["7", 0], negative=["7", 1], latent_image=["7", 2], denoise=1.0),
-        "22": _node("MicroCinemaTSRModelLoader", "Load MicroCinema TSR Model", ckpt_name=TSR_CKPT, dtype="auto"),
-        "23": _node("MicroCinemaTSRInterpolate", "MicroCinema TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
+        "22": _node("MicroCinemaTSRModelLoader", "Load TSR Model", ckpt_name=TSR_CKPT, dtype="auto"),
+        "23": _node("MicroCinemaTSRInterpolate", "TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
                     clip=["2", 0], passes=1, seed=0, steps=50, cfg=1.0, gamma=0.02,
                     prior_lambda=-1.0, pairs_per_batch=8, video_latent=["21", 0]),
         "24": _node("VAEDecode", "VAE Decode", samples=["23", 0], vae=["3", 0]),
@@ -123,22 +125,22 @@ def toy_image_to_video() -> dict:
     settings (20 Euler steps, CFG 5, gamma 0.02, seed 0) are the ones toyworld/evaluate.py reports on."""
     return {
         "1": _node("LoadImage", "Keyframe image (held-out cat)", image=TOY_KEYFRAME),
-        "2": _node("MicroCinemaTextEncoderLoader", "Load MicroCinema Text Encoder (MiniLM)",
+        "2": _node("MicroCinemaTextEncoderLoader", "Load Text Encoder (MiniLM)",
                    text_encoder=TOY_TEXT_ENCODER),
         "3": _node("VAELoader", "Toy VAE", vae_name=TOY_VAE),
         "4": _node("MicroCinemaModelLoader", "Load MicroCinema Model (toy)", ckpt_name=TOY_BASE_CKPT, dtype="auto"),
         "5": _node("CLIPTextEncode", "Prompt (a motion)", text=TOY_PROMPT, clip=["2", 0]),
         "6": _node("CLIPTextEncode", "Negative prompt (empty)", text="", clip=["2", 0]),
-        "7": _node("MicroCinemaKeyframeConditioning", "MicroCinema Keyframe Conditioning", positive=["5", 0],
+        "7": _node("MicroCinemaKeyframeConditioning", "Keyframe Conditioning", positive=["5", 0],
                    negative=["6", 0], vae=["3", 0], keyframe=["1", 0], width=TOY_SIZE, height=TOY_SIZE, frames=9),
-        "20": _node("MicroCinemaAppearanceNoisePrior", "MicroCinema Appearance Noise Prior", model=["4", 0],
+        "20": _node("MicroCinemaAppearanceNoisePrior", "Appearance Noise Prior", model=["4", 0],
                     gamma=0.02, prior_lambda=-1.0, positive=["7", 0]),
-        "21": _node("KSampler", "KSampler (MicroCinema, euler)", model=["20", 0], seed=0,
+        "21": _node("KSampler", "KSampler (euler)", model=["20", 0], seed=0,
                     steps=20, cfg=5.0, sampler_name="euler", scheduler="normal",
                     positive=["7", 0], negative=["7", 1], latent_image=["7", 2], denoise=1.0),
-        "22": _node("MicroCinemaTSRModelLoader", "Load MicroCinema TSR Model (toy)", ckpt_name=TOY_TSR_CKPT,
+        "22": _node("MicroCinemaTSRModelLoader", "Load TSR Model (toy)", ckpt_name=TOY_TSR_CKPT,
                     dtype="auto"),
-        "23": _node("MicroCinemaTSRInterpolate", "MicroCinema TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
+        "23": _node("MicroCinemaTSRInterpolate", "TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
                     clip=["2", 0], passes=1, seed=0, steps=20, cfg=1.0, gamma=0.02,
                     prior_lambda=-1.0, pairs_per_batch=8, video_latent=["21", 0]),
         "24": _node("VAEDecode", "VAE Decode", samples=["23", 0], vae=["3", 0]),
@@ -149,3 +151,76 @@ def toy_image_to_video() -> dict:
 
 WORKFLOWS = {"image_to_video": image_to_video, "sdxl_keyframe_to_video": sdxl_keyframe_to_video,
              "gamma_sweep": gamma_sweep, "toy_image_to_video": toy_image_to_video}
+
+
+# == How each UI file is drawn (build_workflows.py) ==========================================================
+# Left to right in the order data flows: keyframe + models -> prompt + keyframe conditioning -> noise prior +
+# sampler -> TSR -> decode + save. A layout is a list of columns; a column is a list of groups stacked top to
+# bottom; a group has a title and sub-columns (side by side), each a list of rows; a row is a node id or a list
+# of ids stacked tightly; "pitch" (px) puts a group's rows at a fixed spacing so rows line up across columns.
+# "note" is the Note node (NOTES). Sized so that fit-to-view at 1600x1000 draws every node in full detail.
+
+def _group(title: str, *cols, pitch: int | None = None) -> dict:
+    return {"title": title, "cols": [list(c) for c in cols], "pitch": pitch}
+
+
+_GAMMA_TEXT = ("gamma (Noise Prior{where}): the motion knob. Larger = smaller, steadier motion; 0.02 is the "
+               "paper's, -0.01 gives large motion, 0.05 small. Range -0.1..0.1.")
+_SIZE_TEXT = ("frames / width / height (Keyframe Conditioning): the base model is trained on {frames} frames at "
+              "2 fps, {size}; sizes are multiples of 64.")
+_TSR_TEXT = "TSR passes: 1 = 9 -> 33 frames (8 fps), 2 = 129 frames (32 fps); the Save Video fps follows."
+
+NOTES = {
+    "image_to_video": "\n\n".join((
+        "What to change",
+        _GAMMA_TEXT.format(where=" inside MicroCinema Sampler"),
+        _SIZE_TEXT.format(frames=9, size="320x320 as the paper"),
+        "Keyframe: any picture (Load Image); the prompt should describe it and say how it moves.")),
+    "sdxl_keyframe_to_video": "\n\n".join((
+        "What to change",
+        "Prompt: write it in both prompt boxes (SDXL makes the keyframe, MicroCinema animates it).",
+        _GAMMA_TEXT.format(where=" and TSR"),
+        _SIZE_TEXT.format(frames=9, size="320x320 as the paper"),
+        _TSR_TEXT)),
+    "gamma_sweep": "\n\n".join((
+        "What to change",
+        "One keyframe, one seed, three gammas: compare the three videos.",
+        _GAMMA_TEXT.format(where=" nodes, one per row"),
+        _SIZE_TEXT.format(frames=9, size="320x320 as the paper"))),
+    "toy_image_to_video": "\n\n".join((
+        "What to change",
+        "Runs on what the pack ships (toy models, 64 px, MiniLM text encoder): seconds on a CPU.",
+        _GAMMA_TEXT.format(where=" and TSR"),
+        _SIZE_TEXT.format(frames=9, size="64x64 px (keep 64 for the toy models)"),
+        "Prompt: the toy world knows a subject and a motion (\"the camera sweeps left\", \"zooms in\").")),
+}
+
+LAYOUTS = {
+    "image_to_video": [
+        [_group("1  Keyframe + models", ["1", "2", "3", "4"])],
+        [_group("2  Prompt + conditioning", ["5", "6", "7"]), _group("", ["note"])],
+        [_group("3  Sample", ["8"])],
+        [_group("4  Decode + save", ["9", "10"])],
+    ],
+    "sdxl_keyframe_to_video": [
+        [_group("1  SDXL keyframe", ["11", "12", "13"], ["14", "15", "16"]),
+         _group("2  Models + prompt", ["2", "3", "4"], ["5", "6"])],
+        [_group("3  Conditioning + sample", ["7", "20", "21"])],
+        [_group("4  TSR 2 -> 8 fps", ["22", "23"]), _group("", ["note"])],
+        [_group("5  Decode + save", ["24", "25"])],
+    ],
+    "gamma_sweep": [
+        [_group("1  Keyframe + models", ["1", "2", "3", "4"])],
+        [_group("2  Prompt + conditioning", ["5", "6", "7"]), _group("", ["note"])],
+        [_group("3  Noise prior (gamma)", ["30", "40", "50"], pitch=330)],
+        [_group("4  Sample (same seed)", ["31", "41", "51"], pitch=330)],
+        [_group("5  Decode + save", [["32", "33"], ["42", "43"], ["52", "53"]], pitch=330)],
+    ],
+    "toy_image_to_video": [
+        [_group("1  Keyframe + models", ["1", "2", "3", "4"])],
+        [_group("2  Prompt + conditioning", ["5", "6", "7"]), _group("", ["note"])],
+        [_group("3  Noise prior + sample", ["20", "21"])],
+        [_group("4  TSR 2 -> 8 fps", ["22", "23"])],
+        [_group("5  Decode + save", ["24", "25"])],
+    ],
+}
