@@ -60,7 +60,8 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     shipped = load_file(str(tmp_path / "models" / "microcinema" / bundle.FILES["base"]))
     refined = load_file(str(out / "base_refine" / bundle.FILES["base"]))
     assert all(torch.equal(shipped[k], refined[k].half()) for k in refined if refined[k].is_floating_point())
-    assert (tmp_path / "models" / "vae" / bundle.FILES["vae"]).exists()
+    installed_vae = load_file(str(tmp_path / "models" / "vae" / bundle.FILES["vae"]))
+    assert float(installed_vae["vae_shift"]) == 0.0 and float(installed_vae["vae_scale"]) > 0
 
 
 def test_vae_training_resumes_to_the_same_weights(tmp_path, sources_file):

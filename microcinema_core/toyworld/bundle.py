@@ -65,8 +65,8 @@ class Profile:
 PROFILES = {
     # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px, about 1.5 hours
     "cpu": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16,
-                   tsr_clips=600, tsr_steps=500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64,
-                   offset_noise=0.5, refine_steps=6000),
+                   tsr_clips=600, tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64,
+                   offset_noise=0.5, refine_steps=3000),
     "gpu": Profile(vae_steps=2500, vae_batch=32, base_clips=24000, base_steps=8000, base_batch=64,
                    tsr_clips=10000, tsr_steps=4000, tsr_batch=64, lr=5e-4, save_every=1000,
                    vae_minutes=1.2, base_minutes=4.0, tsr_minutes=1.5, workers=14),
@@ -258,15 +258,13 @@ class Bundle:
 
     def install(self, target: Path) -> dict:
         """fp16 copies of the three files into ``target`` (the pack's ``models`` folder layout)."""
-        import shutil
-
         from ..weights.checkpoint import load_checkpoint, save_checkpoint
 
         written = {}
         (target / "vae").mkdir(parents=True, exist_ok=True)
         (target / "microcinema").mkdir(parents=True, exist_ok=True)
         vae_path = target / "vae" / FILES["vae"]
-        shutil.copyfile(self.out / "vae" / "vae.safetensors", vae_path)
+        _install_vae(self.out / "vae" / "vae.safetensors", vae_path)
         written["vae"] = vae_path
         for kind in ("base", "tsr"):
             source = final_model_dir(self.out, kind, self.profile) / FILES[kind]
@@ -279,6 +277,20 @@ class Bundle:
             save_checkpoint(model, path, dtype="fp16", extra_metadata=extra)
             written[kind] = path
         return {k: f"{v} ({v.stat().st_size / 2**20:.1f} MiB)" for k, v in written.items()}
+
+
+def _install_vae(source: Path, target: Path) -> None:
+    """Copy the trained VAE file, adding ``vae_shift`` = 0 when a file from an older trainer lacks it."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(source))
+    state.setdefault("vae_shift", torch.zeros(()))
+    with safe_open(str(source), framework="pt") as handle:
+        metadata = handle.metadata()
+    tmp = target.with_name(target.name + ".tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    tmp.replace(target)
 
 
 def heldout_vae_psnr(vae, sources, count: int = 96, seed: int = 3, size: int = 128) -> float:
