@@ -113,7 +113,7 @@ def test_toy_vae_file_has_the_taesd_layout_and_round_trips(tmp_path):
     vae = ToyVAE()
     vae.vae_scale.fill_(0.5)
     state = vae.comfy_state_dict()
-    assert {k.split(".")[0] for k in state} == {"taesd_encoder", "taesd_decoder", "vae_scale"}
+    assert {k.split(".")[0] for k in state} == {"taesd_encoder", "taesd_decoder", "vae_scale", "vae_shift"}
     assert "taesd_decoder.1.weight" in state            # the key ComfyUI's VAE class looks for
     assert state["taesd_encoder.0.weight"].dtype == torch.float16
     save_file(state, str(tmp_path / "vae.safetensors"))
