@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the benchmark runs from a checkout, like the tests
+sys.path.insert(0, str(ROOT))  # the benchmark runs from a checkout: the core and scripts.comfy_peer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -47,7 +47,7 @@ def matmul_peak_flops(dtype=torch.bfloat16, n=4096, reps=5) -> float:
 
 
 def build(network: str, dtype: torch.dtype, size_config):
-    from core_helpers import comfy_sd21_unet, randomize_
+    from scripts.comfy_peer import comfy_sd21_unet, randomize_
 
     if network.startswith("peer"):
         return comfy_sd21_unet(size_config, dtype=dtype, pytorch_attention=network == "peer_sdpa").to(dtype)
@@ -83,7 +83,7 @@ def count_flops(network, config, frames, size, dtype) -> int:
     """FLOPs of one step, counted on the ``meta`` device (shapes only: no memory, no time)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from core_helpers import comfy_sd21_unet
+    from scripts.comfy_peer import comfy_sd21_unet
     from microcinema_core.models.microcinema import MicroCinemaModel
 
     if network.startswith("peer"):
