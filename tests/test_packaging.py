@@ -56,3 +56,24 @@ def test_pip_installs_the_core_package_only():
     find = pyproject()["tool"]["setuptools"]["packages"]["find"]
     assert find["include"] == ["microcinema_core", "microcinema_core.*"]
     assert (ROOT / "microcinema_core" / "__init__.py").is_file()
+
+
+def test_pip_install_dot_in_a_fresh_venv(tmp_path):
+    """A real ``pip install .`` from pyproject.toml into a new venv (``--no-deps``: torch and the rest are the
+    host's); the installed files are the core package and its metadata names the same requirements."""
+    import subprocess
+    import sys
+    import venv
+
+    venv.EnvBuilder(with_pip=True).create(tmp_path / "venv")
+    python = tmp_path / "venv" / "bin" / "python"
+    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(ROOT)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = subprocess.run([str(python), "-m", "pip", "show", "-f", "microcinema"], capture_output=True, text=True,
+                           timeout=60).stdout
+    files = [line.strip() for line in shown.splitlines() if line.startswith("  ")]
+    assert "microcinema_core/config.py" in files and "microcinema_core/models/microcinema.py" in files
+    assert not any(f.startswith("nodes/") for f in files)
+    requires = next(line for line in shown.splitlines() if line.startswith("Requires:"))
+    assert {r.strip() for r in requires.split(":", 1)[1].split(",")} >= {"torch", "safetensors", "einops", "imageio"}
