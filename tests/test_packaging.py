@@ -61,13 +61,16 @@ def test_pip_installs_the_core_package_only():
 def test_pip_install_dot_in_a_fresh_venv(tmp_path):
     """A real ``pip install .`` from pyproject.toml into a new venv (``--no-deps``: torch and the rest are the
     host's); the installed files are the core package and its metadata names the same requirements."""
+    import shutil
     import subprocess
-    import sys
     import venv
 
+    source = tmp_path / "source"   # a copy: setuptools writes build/ and *.egg-info next to pyproject.toml
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "out", "__pycache__",
+                                                                "node_modules", "build", "*.egg-info"))
     venv.EnvBuilder(with_pip=True).create(tmp_path / "venv")
     python = tmp_path / "venv" / "bin" / "python"
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(ROOT)], cwd=tmp_path,
+    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(source)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     shown = subprocess.run([str(python), "-m", "pip", "show", "-f", "microcinema"], capture_output=True, text=True,
