@@ -108,7 +108,8 @@ def probe_text_reliance(model, vae, encode_text, sources, *, count: int = 32, ti
     wrong = [world.clip(i, motion=OPPOSITE[c.motion], speed="normal") for i, c in enumerate(cases)]
     n = model.config.num_frames
     frames = torch.stack([c.frames for c in cases]).flatten(0, 1).to(device)
-    z = vae.encode(frames).float().view(count, n, *vae.encode(frames[:1]).shape[1:])
+    z = vae.encode(frames).float()
+    z = z.view(count, n, *z.shape[1:])
     right, opposite = encode_text([c.caption for c in cases]).to(device), encode_text([c.caption for c in wrong]).to(device)
     abar = DiscreteSchedule.from_config(model.config).alphas_cumprod
     lam = float(model.config.noise_prior_lambda)
