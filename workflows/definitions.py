@@ -50,6 +50,26 @@ def _video_front(keyframe_source: list, prompt_text: str = IMAGE_PROMPT) -> dict
     }
 
 
+def _video_back(*, seed: int, steps: int, cfg: float, tsr_ckpt: str, prefix: str, toy: bool = False) -> dict:
+    """Noise prior -> stock KSampler -> TSR (one pass, 2 -> 8 fps) -> VAE Decode -> Save Video (node ids 20-25);
+    reads the model (4), text encoder (2), VAE (3) and conditioning (7) of the front."""
+    return {
+        "20": _node("MicroCinemaAppearanceNoisePrior", "Appearance Noise Prior", model=["4", 0],
+                    gamma=0.02, prior_lambda=-1.0, positive=["7", 0]),
+        "21": _node("KSampler", "KSampler (euler)", model=["20", 0], seed=seed,
+                    steps=steps, cfg=cfg, sampler_name="euler", scheduler="normal",
+                    positive=["7", 0], negative=["7", 1], latent_image=["7", 2], denoise=1.0),
+        "22": _node("MicroCinemaTSRModelLoader", "Load TSR Model (toy)" if toy else "Load TSR Model",
+                    ckpt_name=tsr_ckpt, dtype="auto"),
+        "23": _node("MicroCinemaTSRInterpolate", "TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
+                    clip=["2", 0], passes=1, seed=0, steps=steps, cfg=1.0, gamma=0.02,
+                    prior_lambda=-1.0, pairs_per_batch=8, video_latent=["21", 0]),
+        "24": _node("VAEDecode", "VAE Decode", samples=["23", 0], vae=["3", 0]),
+        "25": _node("MicroCinemaSaveVideo", "Save Video (MicroCinema)", images=["24", 0], fps=8.0, format="mp4",
+                    filename_prefix=prefix, quality=18),
+    }
+
+
 def image_to_video() -> dict:
     """(b) An image from disk -> MicroCinema (one-box sampler) -> mp4 at 2 fps."""
     prompt = {"1": _node("LoadImage", "Keyframe image", image=KEYFRAME_IMAGE)}
@@ -78,20 +98,8 @@ def sdxl_keyframe_to_video() -> dict:
         "16": _node("VAEDecode", "SDXL decode (keyframe)", samples=["15", 0], vae=["11", 2]),
     }
     prompt.update(_video_front(["16", 0], PROMPT))
-    prompt.update({
-        "20": _node("MicroCinemaAppearanceNoisePrior", "Appearance Noise Prior", model=["4", 0],
-                    gamma=0.02, prior_lambda=-1.0, positive=["7", 0]),
-        "21": _node("KSampler", "KSampler (euler)", model=["20", 0], seed=42,
-                    steps=50, cfg=7.5, sampler_name="euler", scheduler="normal",
-                    positive=["7", 0], negative=["7", 1], latent_image=["7", 2], denoise=1.0),
-        "22": _node("MicroCinemaTSRModelLoader", "Load TSR Model", ckpt_name=TSR_CKPT, dtype="auto"),
-        "23": _node("MicroCinemaTSRInterpolate", "TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
-                    clip=["2", 0], passes=1, seed=0, steps=50, cfg=1.0, gamma=0.02,
-                    prior_lambda=-1.0, pairs_per_batch=8, video_latent=["21", 0]),
-        "24": _node("VAEDecode", "VAE Decode", samples=["23", 0], vae=["3", 0]),
-        "25": _node("MicroCinemaSaveVideo", "Save Video (MicroCinema)", images=["24", 0], fps=8.0, format="mp4",
-                    filename_prefix="MicroCinema/sdxl_keyframe_to_video", quality=18),
-    })
+    prompt.update(_video_back(seed=42, steps=50, cfg=7.5, tsr_ckpt=TSR_CKPT,
+                              prefix="MicroCinema/sdxl_keyframe_to_video"))
     return prompt
 
 
@@ -133,19 +141,8 @@ def toy_image_to_video() -> dict:
         "6": _node("CLIPTextEncode", "Negative prompt (empty)", text="", clip=["2", 0]),
         "7": _node("MicroCinemaKeyframeConditioning", "Keyframe Conditioning", positive=["5", 0],
                    negative=["6", 0], vae=["3", 0], keyframe=["1", 0], width=TOY_SIZE, height=TOY_SIZE, frames=9),
-        "20": _node("MicroCinemaAppearanceNoisePrior", "Appearance Noise Prior", model=["4", 0],
-                    gamma=0.02, prior_lambda=-1.0, positive=["7", 0]),
-        "21": _node("KSampler", "KSampler (euler)", model=["20", 0], seed=0,
-                    steps=20, cfg=5.0, sampler_name="euler", scheduler="normal",
-                    positive=["7", 0], negative=["7", 1], latent_image=["7", 2], denoise=1.0),
-        "22": _node("MicroCinemaTSRModelLoader", "Load TSR Model (toy)", ckpt_name=TOY_TSR_CKPT,
-                    dtype="auto"),
-        "23": _node("MicroCinemaTSRInterpolate", "TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
-                    clip=["2", 0], passes=1, seed=0, steps=20, cfg=1.0, gamma=0.02,
-                    prior_lambda=-1.0, pairs_per_batch=8, video_latent=["21", 0]),
-        "24": _node("VAEDecode", "VAE Decode", samples=["23", 0], vae=["3", 0]),
-        "25": _node("MicroCinemaSaveVideo", "Save Video (MicroCinema)", images=["24", 0], fps=8.0, format="mp4",
-                    filename_prefix="MicroCinema/toy_image_to_video", quality=18),
+        **_video_back(seed=0, steps=20, cfg=5.0, tsr_ckpt=TOY_TSR_CKPT, prefix="MicroCinema/toy_image_to_video",
+                      toy=True),
     }
 
 
