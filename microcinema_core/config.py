@@ -14,6 +14,7 @@ from .errors import CheckpointError
 
 KINDS = ("base", "tsr")
 INJECTION_MODES = ("concat", "add_dec", "add_encdec", "add_encdec_spade")
+PREDICTIONS = ("eps", "v")
 FORMAT_VERSION = 1
 
 
@@ -42,7 +43,9 @@ class MicroCinemaConfig:
     resolution: int = 320
     # appearance noise prior (sec. 3.3), lambda of eq. 3 used in training
     noise_prior_lambda: float = 0.03
-    # diffusion (tab. 3): eps-prediction, 1000 steps, linear betas
+    # diffusion (tab. 3): eps-prediction, 1000 steps, linear betas. prediction "v": the network's head
+    # predicts v = sqrt(abar) eps - sqrt(1-abar) z_0 (SD2.1-768's parameterisation) and forward() converts it
+    # to eps, so samplers and hosts still see an eps model (models/microcinema.py)
     num_train_timesteps: int = 1000
     beta_start: float = 0.00085
     beta_end: float = 0.012
@@ -55,6 +58,8 @@ class MicroCinemaConfig:
             raise ValueError(f"config kind must be one of {KINDS}, got {self.kind!r}")
         if self.injection not in INJECTION_MODES:
             raise ValueError(f"config injection must be one of {INJECTION_MODES}, got {self.injection!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"config prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
         for c in self.channel_mult:
             if (self.model_channels * c) % self.norm_groups:
                 raise ValueError("model_channels * every channel_mult must divide by norm_groups")

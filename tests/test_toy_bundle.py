@@ -42,6 +42,7 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     # the second base phase starts from the first phase's export, with the high-noise emphasis on
     refine = record["stages"]["base_refine"]
     assert refine["init"] == str(out / "base" / bundle.FILES["base"]) and refine["high_noise_fraction"] > 0
+    assert refine["prediction"] == "v" and read_checkpoint_config(out / "base" / bundle.FILES["base"]).prediction == "eps"
     assert torch.equal(load_file(str(out / "vae" / "vae.safetensors"))["taesd_encoder.0.weight"],
                        vae_before["taesd_encoder.0.weight"])
     probes = record["probes"]
@@ -55,6 +56,7 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
         path = tmp_path / "models" / "microcinema" / bundle.FILES[kind]
         config = read_checkpoint_config(path)
         assert config.kind == kind and config.context_dim == 384 and config.resolution == 128
+        assert config.prediction == ("v" if kind == "base" else "eps")   # the refine phase switches to v
         assert load_checkpoint(path).unet.out[2].weight.dtype == torch.float16
     # the shipped base is the refine phase's export
     shipped = load_file(str(tmp_path / "models" / "microcinema" / bundle.FILES["base"]))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training_fixtures import build_test_cache, tiny_run_config
+from training_fixtures import TINY_MODEL, build_test_cache, tiny_run_config
 
 from microcinema_core.diffusion.schedule import DiscreteSchedule
 from microcinema_core.training.caching import LatentCache
@@ -213,3 +213,39 @@ def test_precision_auto_follows_the_hardware_and_slow_bf16_is_named(cache, tmp_p
     auto = train(tiny_run_config(cache, tmp_path / "auto", max_steps=1, precision="auto"))
     fp32 = train(tiny_run_config(cache, tmp_path / "fp32", max_steps=1))
     assert auto.losses == fp32.losses                                          # auto chose fp32 here
+
+
+def test_v_prediction_returns_eps_and_trains_on_the_v_error(cache, tmp_path):
+    """prediction "v": forward converts the head's v to eps; the loss is the v error; it trains, exports, reloads."""
+    torch.manual_seed(0)
+    v_model = dict(TINY_MODEL, prediction="v")
+    run = tiny_run_config(cache, tmp_path / "run", max_steps=3, model_overrides=v_model)
+    model = build_model(run.train, model_config_for(run.train, LatentCache(cache)))
+    assert model.config.prediction == "v"
+    with torch.no_grad():
+        model.unet.out[2].weight.zero_()
+        model.unet.out[2].bias.zero_()                          # the head says v = 0
+    abar = DiscreteSchedule().alphas_cumprod
+    data = LatentCache(cache).batch([0, 1])
+    batch = prepare_batch(data["latents"], data["text"], kind="base", cond_idx=LatentCache(cache).condition_indices,
+                          alphas_cumprod=abar, lam=0.03, drop_rate=0.0, empty_text=None, seed=7, step=0,
+                          slots=[0, 1], device=torch.device("cpu"))
+    a = abar[batch.timesteps.long()].repeat_interleave(batch.num_frames).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        eps_hat = model(batch.x, batch.timesteps, batch.context, batch.appearance, batch.num_frames)
+        assert torch.allclose(eps_hat, (1 - a).sqrt() * batch.x, atol=1e-6)     # eps = sqrt(1-a) z_t + sqrt(a) 0
+        z0 = data["latents"].reshape(batch.x.shape)
+        v = a.sqrt() * batch.target - (1 - a).sqrt() * z0
+        v_loss = float(diffusion_loss(model, batch, None, prediction="v"))
+        assert v_loss == pytest.approx(float((v ** 2).mean()), rel=1e-4)          # || 0 - v ||^2
+        assert v_loss != pytest.approx(float(diffusion_loss(model, batch, None)), rel=1e-2)
+    result = train(run)
+    assert read_checkpoint_config(result.export_path).prediction == "v"
+    reloaded = load_checkpoint(result.export_path, dtype="fp32")
+    assert reloaded.config.prediction == "v"
+    # an eps checkpoint fine-tuned with prediction "v" becomes a v model (the run decides)
+    eps_run = train(tiny_run_config(cache, tmp_path / "eps", max_steps=1))
+    assert read_checkpoint_config(eps_run.export_path).prediction == "eps"
+    tuned = build_model(tiny_run_config(cache, tmp_path, init=str(eps_run.export_path)).train,
+                        model_config_for(run.train, LatentCache(cache)))
+    assert tuned.config.prediction == "v"

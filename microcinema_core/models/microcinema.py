@@ -4,6 +4,12 @@
 The network predicts the whole training noise ``lambda*z^c + eps_n`` (eq. 5), so samplers treat it
 as an ordinary eps-prediction model and only their start changes (appendix B).
 
+``config.prediction == "v"``: the network's head predicts ``v = sqrt(abar_t) eps - sqrt(1-abar_t) z_0``
+(Salimans & Ho 2022; SD2.1-768's parameterisation) and ``forward`` returns
+``eps = sqrt(1-abar_t) z_t + sqrt(abar_t) v`` (fp32), so every sampler and host still sees an eps model.
+Training it with the v error (``training/objective.py``) gives the high-noise steps, where the text alone
+must say which way the clip moves, the weight ``1/abar_t`` (up to ~200x) that the eps error lacks.
+
 ``interrupt_check``: a callable (or None) that the forward pass calls before every block of AppearNet and
 of the main branch; a host sets it to its Cancel check (ComfyUI's nodes set
 ``comfy.model_management.throw_exception_if_processing_interrupted``), so one huge step stops within a
@@ -23,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from ..config import MicroCinemaConfig
+from ..diffusion.schedule import DiscreteSchedule
 from ..errors import MicroCinemaInputError
 from ..nn.ops import resolve_operations
 from .appearnet import AppearanceInjection, AppearNet
@@ -122,7 +129,23 @@ class MicroCinemaModel(nn.Module):
         else:
             features = self.appearnet(appearance, timesteps, context, num_frames, share, between_blocks=check)
             eps = self.unet(x, emb, context, num_frames, share, self.injection(features), between_blocks=check)
+        if self.config.prediction == "v":
+            eps = eps_from_v(eps, x, timesteps, self._schedule)
         return eps.to(out_dtype).contiguous()
+
+    @property
+    def _schedule(self) -> DiscreteSchedule:
+        schedule = self.__dict__.get("_schedule_cache")
+        if schedule is None:
+            schedule = self.__dict__["_schedule_cache"] = DiscreteSchedule.from_config(self.config)
+        return schedule
+
+
+def eps_from_v(v: torch.Tensor, z_t: torch.Tensor, timesteps: torch.Tensor, schedule: DiscreteSchedule) -> torch.Tensor:
+    """``eps = sqrt(1-abar) z_t + sqrt(abar) v`` per frame, in fp32 (fractional timesteps interpolate log-sigma)."""
+    sigma = schedule.sigma(timesteps.detach().float().cpu()).to(v.device)
+    abar = (1.0 / (1.0 + sigma ** 2)).view(-1, 1, 1, 1)
+    return (1.0 - abar).sqrt() * z_t.float() + abar.sqrt() * v.float()
 
 
 def is_new_layer(name: str) -> bool:

@@ -53,11 +53,14 @@ class Profile:
     size: int = 128                 # video side in pixels (latent side / 8)
     new_layer_init: str = "small"   # zero-init layers start small (nothing pretrained to keep)
     probe_count: int = 18
+    base_prediction: str = "eps"    # the base network's parameterisation ("eps" or "v", models/microcinema.py)
     # a second base phase that starts from the first phase's weights: a fraction of the clips draw t from the
-    # high-noise end, where only the text tells the motion's direction (training/objective.py); 0 steps: none
+    # high-noise end, where only the text tells the motion's direction (training/objective.py), and the
+    # network can switch to v-prediction, whose loss weights that end ~1/abar_t higher; 0 steps: none
     refine_steps: int = 0
     refine_fraction: float = 0.5
     refine_from: int = 850
+    refine_prediction: str = "v"
     vae_eval_count: int = 96        # held-out frames for the VAE's reconstruction PSNR
     calibration_crops: int = 256
 
@@ -66,10 +69,10 @@ PROFILES = {
     # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px, about 1.5 hours
     "cpu": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16,
                    tsr_clips=600, tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64,
-                   offset_noise=0.5, refine_steps=3000),
+                   offset_noise=0.5, refine_steps=5000),
     "gpu": Profile(vae_steps=2500, vae_batch=32, base_clips=24000, base_steps=8000, base_batch=64,
                    tsr_clips=10000, tsr_steps=4000, tsr_batch=64, lr=5e-4, save_every=1000,
-                   vae_minutes=1.2, base_minutes=4.0, tsr_minutes=1.5, workers=14),
+                   vae_minutes=1.2, base_minutes=4.0, tsr_minutes=1.5, workers=14, base_prediction="v"),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
@@ -106,6 +109,8 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         precision=training_precision(device), output_dir=str(out / kind), save_every=profile.save_every,
         keep_last=2, log_every=50, resume="auto", export_name=FILES[kind], tensorboard=False,
         sample_every=0, sample_cfg=5.0 if kind == "base" else 1.0, progress_bar=True))
+    if kind == "base":
+        run.train.model_overrides["prediction"] = profile.base_prediction
     if refine:
         run.train.init = str(out / "base" / FILES["base"])
         run.train.output_dir = str(out / "base_refine")
@@ -115,6 +120,7 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         run.train.warmup_steps = min(profile.warmup, 50)
         run.train.high_noise_fraction = profile.refine_fraction
         run.train.high_noise_from = profile.refine_from
+        run.train.model_overrides["prediction"] = profile.refine_prediction
         run.train.seed = seed + 1
     return run
 
@@ -242,6 +248,7 @@ class Bundle:
         if result.export_path is None:
             raise RuntimeError(f"{label} training stopped before its last step; run the command again to resume")
         extra = {"init": run.train.init, "high_noise_fraction": run.train.high_noise_fraction,
+                 "prediction": run.train.model_overrides.get("prediction", "eps"),
                  "high_noise_from": run.train.high_noise_from} if refine else {}
         return {**extra, "steps": result.step, "batch": run.train.batch_size, "lr": run.train.lr,
                 "precision": run.train.precision, "export": str(result.export_path)}

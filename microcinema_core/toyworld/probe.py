@@ -96,13 +96,14 @@ def probe_tsr(model, vae, encode_text, sources, *, count: int = 16, steps: int =
 
 @torch.no_grad()
 def probe_text_reliance(model, vae, encode_text, sources, *, count: int = 32, timesteps=(999, 950, 900, 800),
-                        seed: int = 4, device="cpu") -> dict:
+                        seed: int = 4, device="cpu", split: str = "heldout") -> dict:
     """Eps error with the clip's own caption vs the opposite motion's caption, per timestep.
 
     ``text_gap_t{t}`` = mean(error with the opposite caption - error with the right one) / mean(error with the
     right one): 0 when the model ignores the direction words; ``text_right_wins_t{t}``: the fraction of clips
-    whose own caption gives the smaller error (0.5 by chance)."""
-    world = ToyWorld(sources, "heldout", "base", seed=seed, size=model.config.resolution)
+    whose own caption gives the smaller error (0.5 by chance). ``split="train"``: training pictures and
+    phrasings (unseen clips), which tells "not learned" from "learned but does not carry over"."""
+    world = ToyWorld(sources, split, "base", seed=seed, size=model.config.resolution)
     moving = list(OPPOSITE)
     cases = [world.clip(i, motion=moving[i % len(moving)], speed="normal") for i in range(count)]
     wrong = [world.clip(i, motion=OPPOSITE[c.motion], speed="normal") for i, c in enumerate(cases)]

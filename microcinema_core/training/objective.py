@@ -6,7 +6,9 @@ For a clip ``z_0`` (N frames) with condition ``z^c`` (centre frame; TSR: first a
   interpolation (TSR), the same reference the sampler's prior mean uses;
 * noise (eq. 3): ``eps = lambda * a + eps_n``, ``eps_n ~ N(0, I)``;
 * ``t ~ U{0..999}`` per clip (all frames share it); ``z_t = sqrt(abar_t) z_0 + sqrt(1-abar_t) eps`` (eq. 4);
-* loss (eq. 5): ``|| f(z_t, t, a, c) - eps ||^2`` averaged over every element.
+* loss (eq. 5): ``|| f(z_t, t, a, c) - eps ||^2`` averaged over every element. A v-prediction network
+  (``config.prediction == "v"``; its forward already returns eps, ``models/microcinema.py``) is trained on
+  its own v error, ``|| v_hat - v ||^2 = || eps_hat - eps ||^2 / abar_t``: the same sum with that weight.
 
 Text dropout (classifier-free guidance training; tab. 3 'Drop rate' 0.1 base, 1.0 TSR): a dropped
 caption's context is the cached empty-prompt embedding (what ComfyUI feeds for an empty negative
@@ -49,6 +51,7 @@ class PreparedBatch:
     target: torch.Tensor       # eps of eq. 3, [B*N, 4, h, w]
     num_frames: int
     dropped: int               # how many captions were dropped
+    abar: Optional[torch.Tensor] = None  # abar_t per frame [B*N, 1, 1, 1] (weights a v-prediction loss)
 
 
 def condition_latents(kind: str, latents: torch.Tensor, cond_idx: list[int]) -> torch.Tensor:
@@ -91,13 +94,19 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
         x=torch.cat(xs).to(device), timesteps=torch.cat(ts).float().to(device),
         context=torch.stack(ctxs).to(device), appearance=torch.cat(apps).to(device),
         target=torch.cat(targets).to(device), num_frames=N, dropped=dropped,
+        abar=alphas_cumprod[torch.cat(ts)].float().repeat_interleave(N).view(-1, 1, 1, 1).to(device),
     )
 
 
-def diffusion_loss(model: nn.Module, batch: PreparedBatch, autocast_dtype: Optional[torch.dtype]) -> torch.Tensor:
-    """Eq. 5, the mean squared error to the whole noise ``eps`` (prediction in fp32 for the loss)."""
+def diffusion_loss(model: nn.Module, batch: PreparedBatch, autocast_dtype: Optional[torch.dtype],
+                   prediction: str = "eps") -> torch.Tensor:
+    """Eq. 5, the mean squared error to the whole noise ``eps`` (prediction in fp32 for the loss); for a
+    v-prediction network the error in v (the eps error over ``abar_t``)."""
     device_type = batch.x.device.type
     with torch.autocast(device_type=device_type, dtype=autocast_dtype or torch.float32,
                         enabled=autocast_dtype is not None):
         pred = model(batch.x, batch.timesteps, batch.context, batch.appearance, batch.num_frames)
+    if prediction == "v":
+        return ((pred.float() - batch.target.float()) ** 2 / batch.abar).mean()
     return F.mse_loss(pred.float(), batch.target.float())
+

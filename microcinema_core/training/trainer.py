@@ -82,7 +82,8 @@ def build_model(cfg: TrainConfig, config: MicroCinemaConfig) -> MicroCinemaModel
     if stored is None:
         return inflate_from_sd21(cfg.init, config)
     model = load_checkpoint(cfg.init, dtype="fp32", expected_kind=config.kind)
-    model.config = model.config.replace(noise_prior_lambda=cfg.noise_prior_lambda)
+    # the run decides lambda and the parameterisation (an eps checkpoint can be fine-tuned into a v model)
+    model.config = model.config.replace(noise_prior_lambda=cfg.noise_prior_lambda, prediction=config.prediction)
     return model
 
 
@@ -193,7 +194,7 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
                               empty_text=empty_text, seed=cfg.seed, step=step, slots=slots, device=ctx.device,
                               offset_noise=cfg.offset_noise, high_noise_fraction=cfg.high_noise_fraction, high_noise_from=cfg.high_noise_from)
         optimizer.zero_grad(set_to_none=True)
-        loss = diffusion_loss(wrapped, batch, autocast)
+        loss = diffusion_loss(wrapped, batch, autocast, prediction=config.prediction)
         loss.backward()
         grad_norm = clip_gradients(wrapped.parameters(), cfg.grad_clip)
         lr_now = optimizer.param_groups[0]["lr"]
