@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from microcinema_core.toyworld import bundle
 from microcinema_core.toyworld.sources import load_or_gather
+from microcinema_core.weights.checkpoint import load_checkpoint, read_checkpoint_config
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,6 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     assert {"text_gap_t999", "text_right_wins_t999"} <= set(probes["base_refine"][-1])
     assert {"probe_tsr_psnr", "probe_blend_psnr", "probe_latent_blend_psnr"} <= set(probes["tsr"][-1])
     # the installed files: fp16 MicroCinema checkpoints with the training recipe in their metadata
-    from microcinema_core.weights.checkpoint import load_checkpoint, read_checkpoint_config
 
     for kind in ("base", "tsr"):
         path = tmp_path / "models" / "microcinema" / bundle.FILES[kind]

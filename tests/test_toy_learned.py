@@ -1,8 +1,11 @@
 """Learned behaviour of the SHIPPED toy bundle (models/), on held-out pictures and phrasings.
 
-Only what the first run has learned is asserted (docs/toy_results.md): speed words and gamma set the motion
-amplitude, and the centre frame keeps the keyframe about as well as the VAE itself. Motion *direction* and
-TSR-beats-blending do not hold yet and are reported there, not asserted here.
+Only what the shipped run has learned is asserted (docs/toy_results.md): speed words set the motion amplitude,
+and the centre frame keeps the keyframe about as well as the VAE itself. Motion *direction* (22 % agreement),
+TSR-beats-blending, and gamma setting the amplitude do not hold (well enough) and are reported there, not
+asserted here. Gamma held for the second run (eps: 18 % less motion from gamma -0.02 to 0.1); the third run's
+v-prediction base reads the prior's shift far less (0.4 % over 32 videos, and the other way round on the 6
+videos this file used), so that assertion was removed with the switch to v.
 """
 from __future__ import annotations
 
@@ -50,15 +53,12 @@ def test_quickly_moves_more_than_slowly(bundle):
     assert out["quick"].mean() > 1.3 * out["slow"].mean(), out
 
 
-def test_larger_gamma_gives_smaller_motion_and_the_keyframe_is_kept(bundle):
+def test_the_keyframe_is_kept(bundle):
     base, vae, text, sources = bundle
     cases = heldout_cases(sources, 6, size=base.config.resolution, seed=2028, motions=MOVING)
     keys = torch.stack([c.frames[4] for c in cases])
-    captions = [c.caption for c in cases]
-    small, _ = sample_videos(base, vae, text, keys, captions, steps=20, cfg=5.0, gamma=0.1, seed=0)
-    large, _ = sample_videos(base, vae, text, keys, captions, steps=20, cfg=5.0, gamma=-0.02, seed=0)
-    assert _magnitudes(small).mean() < _magnitudes(large).mean()
+    frames, _ = sample_videos(base, vae, text, keys, [c.caption for c in cases], steps=20, cfg=5.0, gamma=0.02, seed=0)
     with torch.no_grad():
         vae_psnr = float(psnr(vae.decode(vae.encode(keys)), keys).mean())
-    centre_psnr = float(psnr(small[:, 4], keys).mean())
+    centre_psnr = float(psnr(frames[:, 4], keys).mean())
     assert centre_psnr > vae_psnr - 2.0, (centre_psnr, vae_psnr)
