@@ -44,7 +44,6 @@ ROWS = {
     "spade_lambda_0": dict(injection="add_encdec_spade", noise_prior_lambda=0.0),
     "spade_lambda_0.1": dict(injection="add_encdec_spade", noise_prior_lambda=0.1),
 }
-INJECTION_ROWS = ("concat", "add_dec", "add_encdec", "add_encdec_spade")
 LAMBDA_ROWS = ("spade_lambda_0", "add_encdec_spade", "spade_lambda_0.1")
 GAMMAS = (-0.02, 0.0, 0.02, 0.05, 0.1)
 STEPS, CFG, GAMMA, SEED = 20, 5.0, 0.02, 0
@@ -122,8 +121,9 @@ def row_run(name: str, budget: Budget, bundle: Path, out: Path, device: str):
 
 def train_row(name: str, budget: Budget, bundle: Path, out: Path, device: str) -> Path:
     from ..training.trainer import train
+    from .bundle import FILES
 
-    export = out / name / "microcinema_toy_base.safetensors"
+    export = out / name / FILES["base"]
     if export.exists():
         return export
     result = train(row_run(name, budget, bundle, out, device), device=device)
@@ -139,7 +139,7 @@ class Measurer:
     def __init__(self, sources, vae, text, size: int, count: int, sweep_count: int, fvd_model=None):
         from .probe import heldout_cases
 
-        self.sources, self.vae, self.text = sources, vae, text
+        self.vae, self.text = vae, text
         self.cases = heldout_cases(sources, count, seed=2026, size=size)
         self.sweep_cases = self.cases[:sweep_count]
         self.fvd_model = fvd_model
@@ -201,7 +201,7 @@ def tsr_comparison(tsr, vae, text, sources, count: int) -> dict:
     from ..eval.image_metrics import psnr, ssim
     from ..eval.rife import interpolate, load_rife
     from ..eval.temporal import temporal_consistency
-    from .evaluate import _real_tsr_clips, _toy_tsr_clips
+    from .evaluate import _blend, _real_tsr_clips, _toy_tsr_clips
 
     rife = load_rife()
     empty = text([""])
@@ -212,13 +212,13 @@ def tsr_comparison(tsr, vae, text, sources, count: int) -> dict:
         scores = {m: {"psnr": [], "ssim": [], "warp_error": []} for m in ("tsr", "rife", "blend", "latent_blend", "truth")}
         for i, truth in enumerate(clips):
             n = truth.shape[0]
-            w = torch.linspace(0, 1, n)[1:-1].view(n - 2, 1, 1, 1)
+            times = torch.linspace(0, 1, n)[1:-1].tolist()
             ends = vae.encode(truth[[0, -1]])
             video = generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0, gamma=GAMMA, seed=SEED + i)
             middle = {"tsr": vae.decode(video[1:-1]).float().clamp(0, 1),
-                      "rife": interpolate(rife, truth[:1], truth[-1:], w.flatten().tolist())[0],
-                      "blend": (1 - w) * truth[0] + w * truth[-1],
-                      "latent_blend": vae.decode((1 - w) * ends[0] + w * ends[1]).float().clamp(0, 1),
+                      "rife": interpolate(rife, truth[:1], truth[-1:], times)[0],
+                      "blend": _blend(truth[0], truth[-1], n),
+                      "latent_blend": vae.decode(_blend(ends[0], ends[1], n)).float().clamp(0, 1),
                       "truth": truth[1:-1]}
             for method, frames in middle.items():
                 if method != "truth":
