@@ -42,8 +42,12 @@ def test_rows_train_from_scratch_measure_and_report(smoke_bundle, tmp_path, monk
     assert [(s["steps"], s["lambda_at_sampling"]) for s in spade["few_steps"]] == [(1, 0.03), (1, 0.0), (3, 0.03), (3, 0.0)]
     assert json.loads((out / "plan.json").read_text())["sampling"]["few_steps"] == [1, 3]
     assert "gamma_sweep" not in results["rows"]["concat"]
+    refs = results["references"]          # yardsticks on the same cases; the shipped 64 px base is another size
+    assert set(refs) == {"vae_roundtrip", "frozen_keyframe"}
+    assert refs["frozen_keyframe"]["mean_flow_px"] < 1e-3 and refs["frozen_keyframe"]["centre_psnr_db"] == pytest.approx(100)
+    assert refs["vae_roundtrip"]["videos"] == ablations.BUDGETS["smoke"].videos
     tables = (report / "tables.md").read_text()
-    assert "| concat | concat | 0.03 |" in tables and "Few steps" in tables and "Gamma sweep" in tables
+    assert "| concat | concat | 0.03 |" in tables and "| frozen_keyframe |" in tables and "Few steps" in tables and "Gamma sweep" in tables
     assert (report / "gamma_sweeps.png").stat().st_size > 0
     # the same command again: nothing retrained or re-measured
     stamp = (out / "add_encdec_spade" / "microcinema_toy_base.safetensors").stat().st_mtime_ns

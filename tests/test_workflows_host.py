@@ -112,6 +112,56 @@ def test_toy_image_to_video_workflow(mc_models):
     assert video.codec == "h264"
 
 
+PAN_DIRECTIONS = {"pan_left": (1.0, 0.0), "pan_right": (-1.0, 0.0), "pan_up": (0.0, 1.0), "pan_down": (0.0, -1.0)}
+
+
+def test_toy_workflow_moves_in_the_prompts_direction_on_held_out_pictures(mc_models):
+    """The shipped toy workflow over HTTP with the shipped files, base sampling as shipped (20 steps, CFG 5,
+    gamma 0.02, seed 0), TSR cut to 2 steps (it does not move the base frames' content): 4 held-out pictures x
+    the 4 pans, each in a held-out phrasing. The content's translation measured by optical flow on the 9
+    base-rate frames of the saved H.264 video (``flow_motion``: a camera pan left moves content right) is
+    projected on the prompt's direction.
+
+    Fixed before the first run: opposite prompts on the same picture and seed must move apart the right way
+    in at least 6 of the 8 pairs (chance: 14 %), and the mean projection must be positive. This is far below
+    the issue's 80 % class agreement, which the shipped model does not reach (22 %, docs/toy_results.md).
+    First run (third-run base, 2024 host): 7 of 8 pairs apart, mean projection +0.12 px/frame, but only 10 of 16
+    videos move the prompt's way: the model adds a common drift (content right/down) that the prompt shifts."""
+    import numpy as np
+    from PIL import Image
+
+    from microcinema_core.eval.flow_motion import video_motion
+    from microcinema_core.toyworld import captions as cap
+    from microcinema_core.toyworld.probe import heldout_cases
+    from microcinema_core.toyworld.sources import load_or_gather
+    from scripts.toy_standins import shipped_toy_files_present
+
+    if not shipped_toy_files_present():
+        pytest.skip("the trained toy bundle is not in models/ yet")
+    shipped = load_api("toy_image_to_video")
+    size = shipped["7"]["inputs"]["width"]
+    sources = load_or_gather(mc_models.input_dir.parent / "toy_sources.npz")
+    cases = heldout_cases(sources, 4, seed=2029, size=size)
+    projection = {}
+    for i, case in enumerate(cases):
+        name = f"heldout_{i}.png"
+        key = (case.frames[len(case.frames) // 2].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(key).save(mc_models.input_dir / name)
+        for j, (motion, direction) in enumerate(PAN_DIRECTIONS.items()):
+            prompt = prefixed(json.loads(json.dumps(shipped)), f"dir{i}{j}")
+            prompt["1"]["inputs"]["image"] = name
+            prompt["5"]["inputs"]["text"] = cap.caption(motion, "normal", sources.subject(case.picture), "heldout",
+                                                        np.random.default_rng([8, i, j]))
+            prompt["23"]["inputs"]["steps"] = 2
+            (video,) = videos(mc_models, mc_models.client.run(prompt, timeout=600))
+            motion_seen = video_motion(video.frames[::4].astype(np.float32) / 255.0)
+            projection[i, motion] = motion_seen.tx * direction[0] + motion_seen.ty * direction[1]
+    apart = [projection[i, a] > projection[i, b] for i in range(len(cases))
+             for a, b in (("pan_left", "pan_right"), ("pan_up", "pan_down"))]
+    assert sum(apart) >= 6, projection
+    assert np.mean(list(projection.values())) > 0, projection
+
+
 def test_toy_workflow_fits_the_shipped_toy_models():
     """Size and frame count of the toy workflow are what the shipped toy models were trained with."""
     from microcinema_core.weights.checkpoint import read_checkpoint_config

@@ -139,7 +139,7 @@ class Measurer:
     def __init__(self, sources, vae, text, size: int, count: int, sweep_count: int, fvd_model=None):
         from .probe import heldout_cases
 
-        self.vae, self.text = vae, text
+        self.vae, self.text, self.size = vae, text, size
         self.cases = heldout_cases(sources, count, seed=2026, size=size)
         self.sweep_cases = self.cases[:sweep_count]
         self.fvd_model = fvd_model
@@ -156,9 +156,6 @@ class Measurer:
     def measure(self, model, *, steps: Optional[int] = None, gamma: float = GAMMA, lam: Optional[float] = None,
                 sweep: bool = False) -> dict:
         from ..diffusion.pipeline import generate
-        from ..eval.flow_motion import classify, video_motion
-        from ..eval.fvd import fvd_from_features, i3d_embeddings
-        from ..eval.image_metrics import psnr
 
         steps = STEPS if steps is None else steps
         cases = self.sweep_cases if sweep else self.cases
@@ -172,15 +169,39 @@ class Measurer:
             uncond = self.text([""]).expand_as(context)
             video = generate(model, z, context, uncond, steps=steps, cfg=CFG, gamma=gamma, lam=lam, seed=SEED + start)
             frames.append(self.vae.decode(video).view(len(chunk), n, 3, *keys.shape[-2:]).float().clamp(0, 1))
-        frames = torch.cat(frames)
+        return {"steps": steps, "gamma": gamma,
+                "lambda_at_sampling": float(model.config.noise_prior_lambda if lam is None else lam),
+                **self.score(torch.cat(frames), cases)}
+
+    def score(self, frames: torch.Tensor, cases: list) -> dict:
+        """FVD against the true clips of ``cases``, agreement, centre-frame PSNR, flow of ``frames`` [B, N, 3, S, S]."""
+        from ..eval.flow_motion import classify, video_motion
+        from ..eval.fvd import fvd_from_features, i3d_embeddings
+        from ..eval.image_metrics import psnr
+
+        n = frames.shape[1]
+        keys = torch.stack([c.frames[len(c.frames) // 2] for c in cases])
         motions = [video_motion(f.numpy()) for f in frames]
         fake = i3d_embeddings([f.permute(0, 2, 3, 1) for f in frames], model=self.fvd_model)
-        return {"videos": len(cases), "steps": steps, "gamma": gamma,
-                "lambda_at_sampling": float(model.config.noise_prior_lambda if lam is None else lam),
+        return {"videos": len(cases),
                 "fvd": fvd_from_features(fake, self.real_features(len(cases))),
                 "agreement": float(np.mean([classify(m) == c.motion for m, c in zip(motions, cases)])),
                 "centre_psnr_db": float(psnr(frames[:, n // 2], keys).mean()),
                 "mean_flow_px": float(np.mean([m.magnitude for m in motions]))}
+
+    @torch.no_grad()
+    def references(self, shipped_base=None) -> dict:
+        """Yardsticks for the rows' FVD on the same cases: the true clips through the VAE (the floor a model
+        decoded by this VAE can reach), the keyframe frozen for every frame (no motion at all), and, when given,
+        the shipped base (its own, longer training)."""
+        truth = torch.stack([c.frames for c in self.cases])
+        keys = truth[:, truth.shape[1] // 2]
+        rows = {"vae_roundtrip": self.score(
+                    torch.cat([self.vae.decode(self.vae.encode(t)).float().clamp(0, 1)[None] for t in truth]), self.cases),
+                "frozen_keyframe": self.score(keys[:, None].expand_as(truth).contiguous(), self.cases)}
+        if shipped_base is not None and shipped_base.config.resolution == self.size:
+            rows["shipped_base"] = self.measure(shipped_base)
+        return rows
 
 
 def measure_row(name: str, model, measurer: Measurer) -> dict:
@@ -244,6 +265,14 @@ def markdown(plan: dict, results: dict) -> str:
             lines.append(f"| {name} | {ROWS[name]['injection']} | {ROWS[name]['noise_prior_lambda']} | {m['fvd']:.1f} | "
                          f"{m['agreement']:.1%} | {m['centre_psnr_db']:.2f} | {m['mean_flow_px']:.2f} |")
         lines.append("")
+    refs = results.get("references")
+    if refs:
+        lines += ["References on the same cases and sampling (not trained under the budget):", "",
+                  "| reference | FVD | agreement | centre PSNR (dB) | flow (px/frame) |", "|---|---|---|---|---|"]
+        for name, m in refs.items():
+            lines.append(f"| {name} | {m['fvd']:.1f} | {m['agreement']:.1%} | {m['centre_psnr_db']:.2f} | "
+                         f"{m['mean_flow_px']:.2f} |")
+        lines.append("")
     sweeps = [(n, r["gamma_sweep"]) for n, r in rows.items() if "gamma_sweep" in r]
     if sweeps:
         lines += ["Gamma sweep (fig. 6):", "", "| row | gamma | FVD | agreement | centre PSNR | flow |", "|---|---|---|---|---|---|"]
@@ -305,6 +334,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows (default: all)")
     parser.add_argument("--report", default=None, help="also write tables.md and the sweep plot into this folder")
     parser.add_argument("--skip-tsr", action="store_true")
+    parser.add_argument("--shipped-base", default="models/microcinema_toy_base.safetensors",
+                        help="also measure this base as a reference row (skipped when the file is missing)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
@@ -345,6 +376,18 @@ def main(argv=None) -> int:
                                  "seconds_train_and_measure": round(time.perf_counter() - started, 1)}
         results_path.write_text(json.dumps(results, indent=1))
         print(f"[ablations] {name}: {json.dumps(results['rows'][name]['main'])}", flush=True)
+    if "references" not in results and results["rows"]:
+        shipped = Path(args.shipped_base) if args.shipped_base else None
+        shipped_model = load_checkpoint(shipped, dtype="fp32").eval() if shipped and shipped.exists() else None
+        if measurer is None:
+            size = (shipped_model or load_checkpoint(results["rows"][next(iter(results["rows"]))]["checkpoint"],
+                                                     dtype="fp32")).config.resolution
+            measurer = Measurer(sources, vae, text, size, budget.videos, budget.sweep_videos)
+        results["references"] = measurer.references(shipped_model)
+        if "shipped_base" in results["references"]:
+            results["references"]["shipped_base"]["file"] = str(shipped)
+        results_path.write_text(json.dumps(results, indent=1))
+        print(f"[ablations] references: {json.dumps(results['references'])}", flush=True)
     if not args.skip_tsr and "tsr" not in results:
         tsr = load_checkpoint(bundle / "tsr" / FILES["tsr"], dtype="fp32").eval()
         results["tsr"] = tsr_comparison(tsr, vae, text, sources, budget.tsr_clips)
