@@ -43,7 +43,7 @@ def test_rows_train_from_scratch_measure_and_report(smoke_bundle, tmp_path, monk
     assert json.loads((out / "plan.json").read_text())["sampling"]["few_steps"] == [1, 3]
     assert "gamma_sweep" not in results["rows"]["concat"]
     refs = results["references"]          # yardsticks on the same cases; the shipped 64 px base is another size
-    assert set(refs) == {"vae_roundtrip", "frozen_keyframe"}
+    assert set(refs) == {"vae_roundtrip", "frozen_keyframe", "add_encdec_spade_seed_1"}
     assert refs["frozen_keyframe"]["mean_flow_px"] < 1e-3 and refs["frozen_keyframe"]["centre_psnr_db"] == pytest.approx(100)
     assert refs["vae_roundtrip"]["videos"] == ablations.BUDGETS["smoke"].videos
     tables = (report / "tables.md").read_text()

@@ -154,7 +154,7 @@ class Measurer:
 
     @torch.no_grad()
     def measure(self, model, *, steps: Optional[int] = None, gamma: float = GAMMA, lam: Optional[float] = None,
-                sweep: bool = False) -> dict:
+                sweep: bool = False, seed: int = SEED) -> dict:
         from ..diffusion.pipeline import generate
 
         steps = STEPS if steps is None else steps
@@ -167,7 +167,7 @@ class Measurer:
             z = self.vae.encode(keys[start:start + 16])
             context = self.text([c.caption for c in chunk])
             uncond = self.text([""]).expand_as(context)
-            video = generate(model, z, context, uncond, steps=steps, cfg=CFG, gamma=gamma, lam=lam, seed=SEED + start)
+            video = generate(model, z, context, uncond, steps=steps, cfg=CFG, gamma=gamma, lam=lam, seed=seed + start)
             frames.append(self.vae.decode(video).view(len(chunk), n, 3, *keys.shape[-2:]).float().clamp(0, 1))
         return {"steps": steps, "gamma": gamma,
                 "lambda_at_sampling": float(model.config.noise_prior_lambda if lam is None else lam),
@@ -190,10 +190,11 @@ class Measurer:
                 "mean_flow_px": float(np.mean([m.magnitude for m in motions]))}
 
     @torch.no_grad()
-    def references(self, shipped_base=None) -> dict:
+    def references(self, shipped_base=None, paper_row=None) -> dict:
         """Yardsticks for the rows' FVD on the same cases: the true clips through the VAE (the floor a model
-        decoded by this VAE can reach), the keyframe frozen for every frame (no motion at all), and, when given,
-        the shipped base (its own, longer training)."""
+        decoded by this VAE can reach), the keyframe frozen for every frame (no motion at all), when given the
+        shipped base (its own, longer training), and the paper's row sampled with another seed (how much a
+        row's figures move with the sampling noise alone)."""
         truth = torch.stack([c.frames for c in self.cases])
         keys = truth[:, truth.shape[1] // 2]
         rows = {"vae_roundtrip": self.score(
@@ -201,6 +202,8 @@ class Measurer:
                 "frozen_keyframe": self.score(keys[:, None].expand_as(truth).contiguous(), self.cases)}
         if shipped_base is not None and shipped_base.config.resolution == self.size:
             rows["shipped_base"] = self.measure(shipped_base)
+        if paper_row is not None:
+            rows["add_encdec_spade_seed_1"] = self.measure(paper_row, seed=SEED + 1)
         return rows
 
 
@@ -383,7 +386,9 @@ def main(argv=None) -> int:
             size = (shipped_model or load_checkpoint(results["rows"][next(iter(results["rows"]))]["checkpoint"],
                                                      dtype="fp32")).config.resolution
             measurer = Measurer(sources, vae, text, size, budget.videos, budget.sweep_videos)
-        results["references"] = measurer.references(shipped_model)
+        paper = results["rows"].get("add_encdec_spade")
+        paper_model = load_checkpoint(paper["checkpoint"], dtype="fp32").eval() if paper else None
+        results["references"] = measurer.references(shipped_model, paper_model)
         if "shipped_base" in results["references"]:
             results["references"]["shipped_base"]["file"] = str(shipped)
         results_path.write_text(json.dumps(results, indent=1))
