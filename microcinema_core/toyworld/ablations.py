@@ -337,7 +337,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows (default: all)")
     parser.add_argument("--report", default=None, help="also write tables.md and the sweep plot into this folder")
     parser.add_argument("--skip-tsr", action="store_true")
-    parser.add_argument("--shipped-base", default="models/microcinema_toy_base.safetensors",
+    parser.add_argument("--shipped-base", default="models/microcinema/microcinema_toy_base.safetensors",
                         help="also measure this base as a reference row (skipped when the file is missing)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
