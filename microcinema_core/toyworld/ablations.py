@@ -350,7 +350,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
     from ..text.minilm import MiniLMTextEncoder
     from ..vae.taesd_layout import ToyVAE
-    from ..weights.checkpoint import load_checkpoint
+    from ..weights.checkpoint import load_checkpoint, read_checkpoint_config
     from .bundle import FILES
     from .sources import load_or_gather
 
@@ -383,8 +383,8 @@ def main(argv=None) -> int:
         shipped = Path(args.shipped_base) if args.shipped_base else None
         shipped_model = load_checkpoint(shipped, dtype="fp32").eval() if shipped and shipped.exists() else None
         if measurer is None:
-            size = (shipped_model or load_checkpoint(results["rows"][next(iter(results["rows"]))]["checkpoint"],
-                                                     dtype="fp32")).config.resolution
+            first_row = next(iter(results["rows"].values()))
+            size = read_checkpoint_config(first_row["checkpoint"]).resolution   # metadata only, no weights
             measurer = Measurer(sources, vae, text, size, budget.videos, budget.sweep_videos)
         paper = results["rows"].get("add_encdec_spade")
         paper_model = load_checkpoint(paper["checkpoint"], dtype="fp32").eval() if paper else None
