@@ -50,6 +50,9 @@ class MicroCinemaConfig:
     beta_start: float = 0.00085
     beta_end: float = 0.012
     prediction: str = "eps"
+    # toy-scale addition, not in the paper: the prompt's mean token vector and each frame's offset from the
+    # centre added to the timestep embedding (models/text_frame_embedding.py)
+    text_frame_embedding: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))

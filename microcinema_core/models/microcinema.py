@@ -33,9 +33,10 @@ from ..diffusion.schedule import DiscreteSchedule
 from ..errors import MicroCinemaInputError
 from ..nn.ops import resolve_operations
 from .appearnet import AppearanceInjection, AppearNet
+from .text_frame_embedding import TextFrameEmbedding
 from .unet3d import UNet3D
 
-NEW_LAYER_MARKERS = ("temporal_", "spade", "injection.")
+NEW_LAYER_MARKERS = ("temporal_", "spade", "injection.", "text_frame_embed.")
 
 
 class MicroCinemaModel(nn.Module):
@@ -58,6 +59,7 @@ class MicroCinemaModel(nn.Module):
         else:
             self.appearnet = AppearNet(config, operations=ops)
             self.injection = AppearanceInjection(config, operations=ops)
+        self.text_frame_embed = TextFrameEmbedding(config, operations=ops) if config.text_frame_embedding else None
         self.use_channels_last()
 
     @property
@@ -123,6 +125,8 @@ class MicroCinemaModel(nn.Module):
         x = x.to(dtype).contiguous(memory_format=torch.channels_last)
         appearance = appearance.to(dtype).contiguous(memory_format=torch.channels_last)
         emb = self.unet.embed_time(timesteps, dtype)
+        if self.text_frame_embed is not None:
+            emb = emb + self.text_frame_embed(context, num_frames, share, x.shape[0])
         check = self.interrupt_check
         if self.appearnet is None:
             eps = self.unet(torch.cat([x, appearance], dim=1), emb, context, num_frames, share, between_blocks=check)

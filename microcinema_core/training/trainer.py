@@ -84,7 +84,21 @@ def build_model(cfg: TrainConfig, config: MicroCinemaConfig) -> MicroCinemaModel
     model = load_checkpoint(cfg.init, dtype="fp32", expected_kind=config.kind)
     # the run decides lambda and the parameterisation (an eps checkpoint can be fine-tuned into a v model)
     model.config = model.config.replace(noise_prior_lambda=cfg.noise_prior_lambda, prediction=config.prediction)
+    if config.text_frame_embedding and not model.config.text_frame_embedding:
+        model = add_text_frame_embedding(model)
     return model
+
+
+def add_text_frame_embedding(model: MicroCinemaModel) -> MicroCinemaModel:
+    """The same network plus the (woken) text-and-frame embedding: every stored tensor kept, nothing else new."""
+    grown = MicroCinemaModel(model.config.replace(text_frame_embedding=True))
+    result = grown.load_state_dict(model.state_dict(), strict=False)
+    strangers = [k for k in result.missing_keys if not k.startswith("text_frame_embed.")]
+    if strangers or result.unexpected_keys:
+        raise RuntimeError(f"growing the checkpoint went wrong: missing {strangers[:3]}, unexpected "
+                           f"{result.unexpected_keys[:3]}")
+    wake_zero_layers(grown.text_frame_embed)
+    return grown
 
 
 @torch.no_grad()
