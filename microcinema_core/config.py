@@ -50,6 +50,9 @@ class MicroCinemaConfig:
     beta_start: float = 0.00085
     beta_end: float = 0.012
     prediction: str = "eps"
+    # not in the paper: the schedule rescaled to zero terminal SNR (Lin et al. 2024, diffusion/schedule.py), so
+    # z_999 holds no trace of the clip and the text alone sets the motion at the first sampling step
+    zero_terminal_snr: bool = False
     # toy-scale addition, not in the paper: the prompt's mean token vector and each frame's offset from the
     # centre added to the timestep embedding (models/text_frame_embedding.py)
     text_frame_embedding: bool = False

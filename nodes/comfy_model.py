@@ -38,6 +38,7 @@ import comfy.supported_models_base
 
 from ..microcinema_core.config import MicroCinemaConfig
 from ..microcinema_core.diffusion.appearance_input import appearance_sequence
+from ..microcinema_core.diffusion.schedule import DiscreteSchedule
 from ..microcinema_core.errors import MicroCinemaInputError
 from ..microcinema_core.models.cost import cost_warning, slow_dtype_reason
 from ..microcinema_core.nn.attention import set_attention_backend
@@ -125,6 +126,10 @@ class MicroCinemaComfyModel(comfy.model_base.BaseModel):
     def __init__(self, model_config: MicroCinemaModelConfig, net: torch.nn.Module, device=None):
         super().__init__(model_config, model_type=comfy.model_base.ModelType.EPS, device=device)
         self.diffusion_model = DiffusionModelAdapter(net)
+        if model_config.mc_config.zero_terminal_snr:
+            # ComfyUI builds SD's sigmas from sampling_settings; a zero-terminal-SNR model (not in the paper,
+            # microcinema_core/diffusion/schedule.py) gets the table it was trained on (set_sigmas: both hosts)
+            self.model_sampling.set_sigmas(DiscreteSchedule.from_config(model_config.mc_config).sigmas)
 
     @property
     def mc_config(self) -> MicroCinemaConfig:

@@ -135,3 +135,17 @@ def test_gamma_acts_about_1_4x_as_strongly_with_the_prior_corrected_ancestral_sa
     assert 0.85 < euler < 1.15, euler
     assert 1.2 < full / euler < 1.6, (euler, full)  # the "about 1.4x" of the node's tooltip
     assert euler < half < full, (euler, half, full)  # the larger eta, the stronger gamma
+
+
+def test_zero_terminal_snr_schedule_keeps_t0_and_leaves_no_clip_at_t999():
+    """Lin et al. 2024 alg. 1 (config.zero_terminal_snr, not in the paper): sqrt(abar) is unchanged at t = 0,
+    0 at the end but for the finite floor, and still decreasing; SD's own table is untouched by default."""
+    from microcinema_core.diffusion.schedule import TERMINAL_ABAR
+
+    sd, zero = DiscreteSchedule(), DiscreteSchedule(zero_terminal=True)
+    assert abs(float(sd.alphas_cumprod[-1]) ** 0.5 - 0.0683) < 1e-3     # SD2.1: 6.8 % of the clip left at t=999
+    assert torch.allclose(zero.alphas_cumprod[0], sd.alphas_cumprod[0])
+    assert float(zero.alphas_cumprod[-1]) == pytest.approx(TERMINAL_ABAR)
+    assert bool((zero.alphas_cumprod[1:] < zero.alphas_cumprod[:-1]).all())
+    assert bool((zero.alphas_cumprod[1:] <= sd.alphas_cumprod[1:]).all())
+    assert 4000 < zero.sigma_max < 5000 and zero.sigmas_for(20)[0] == pytest.approx(zero.sigma_max)

@@ -37,7 +37,8 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     # ... the same command again finishes the rest without redoing what is done
     assert _run(out, sources_file, "--install", str(tmp_path / "models")) == 0
     record = json.loads((out / "bundle.json").read_text())
-    assert list(record["stages"]) == ["sources", "vae", "cache_base", "base", "base_refine", "cache_tsr", "tsr"]
+    assert list(record["stages"]) == ["sources", "vae", "cache_base", "base", "base_refine", "base_motion",
+                                      "cache_tsr", "tsr"]
     assert all(stage["done"] for stage in record["stages"].values())
     assert record["stages"]["base"]["steps"] == bundle.PROFILES["smoke"].base_steps
     # the second base phase starts from the first phase's export, with the high-noise emphasis on
@@ -49,6 +50,11 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     probes = record["probes"]
     assert {"probe_agreement", "probe_keyframe_psnr", "probe_mean_error"} <= set(probes["base"][-1])
     assert {"text_gap_t999", "text_right_wins_t999"} <= set(probes["base_refine"][-1])
+    # the third phase grows the refine phase's export by the text-and-frame embedding
+    motion = record["stages"]["base_motion"]
+    assert motion["init"] == str(out / "base_refine" / bundle.FILES["base"]) and motion["text_frame_embedding"]
+    assert not read_checkpoint_config(out / "base_refine" / bundle.FILES["base"]).text_frame_embedding
+    assert {"text_gap_t999", "probe_agreement"} <= set(probes["base_motion"][-1])
     assert {"probe_tsr_psnr", "probe_blend_psnr", "probe_latent_blend_psnr"} <= set(probes["tsr"][-1])
     # the installed files: fp16 MicroCinema checkpoints with the training recipe in their metadata
 
@@ -57,10 +63,11 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
         config = read_checkpoint_config(path)
         assert config.kind == kind and config.context_dim == 384 and config.resolution == 128
         assert config.prediction == ("v" if kind == "base" else "eps")   # the refine phase switches to v
+        assert config.text_frame_embedding == config.zero_terminal_snr == (kind == "base")
         assert load_checkpoint(path).unet.out[2].weight.dtype == torch.float16
-    # the shipped base is the refine phase's export
+    # the shipped base is the last phase's export
     shipped = load_file(str(tmp_path / "models" / "microcinema" / bundle.FILES["base"]))
-    refined = load_file(str(out / "base_refine" / bundle.FILES["base"]))
+    refined = load_file(str(out / "base_motion" / bundle.FILES["base"]))
     assert all(torch.equal(shipped[k], refined[k].half()) for k in refined if refined[k].is_floating_point())
     installed_vae = load_file(str(tmp_path / "models" / "vae" / bundle.FILES["vae"]))
     assert float(installed_vae["vae_shift"]) == 0.0 and float(installed_vae["vae_scale"]) > 0

@@ -19,18 +19,39 @@ import math
 import torch
 
 SCHEDULERS = ("normal", "legacy_ddpm", "karras")
+# abar at the last timestep of a zero-terminal-SNR schedule: not exactly 0, so that sigma stays finite (~4519);
+# the same value ComfyUI's ModelSamplingDiscrete uses for its "zsnr" option
+TERMINAL_ABAR = 4.8973451890853435e-08
+
+
+def zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Lin et al. 2024 (alg. 1): shift and scale sqrt(abar_t) so that it is unchanged at t = 0 and 0 at the last
+    step (then ``TERMINAL_ABAR`` there). Why (not in the paper): SD's schedule keeps sqrt(abar_999) = 0.068 of the
+    clean video in z_999. A network that also sees the keyframe (AppearNet) finds the frames' shift in that
+    residue, learns to read the motion from z_t even at t = 999 instead of from the text, and at sampling, where
+    the start holds no clip, reads a random direction out of the noise (docs/model_cards.md)."""
+    root = alphas_cumprod.double().sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * first / (first - last)
+    abar = root ** 2
+    abar[-1] = TERMINAL_ABAR
+    return abar.float()
 
 
 class DiscreteSchedule:
-    def __init__(self, num_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012):
+    def __init__(self, num_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012,
+                 zero_terminal: bool = False):
         betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_timesteps, dtype=torch.float64) ** 2
         self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0).float()
+        if zero_terminal:
+            self.alphas_cumprod = zero_terminal_snr(self.alphas_cumprod)
         self.sigmas = ((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5
         self.log_sigmas = self.sigmas.log()
 
     @classmethod
     def from_config(cls, config) -> "DiscreteSchedule":
-        return cls(config.num_train_timesteps, config.beta_start, config.beta_end)
+        return cls(config.num_train_timesteps, config.beta_start, config.beta_end,
+                   zero_terminal=bool(getattr(config, "zero_terminal_snr", False)))
 
     @property
     def sigma_min(self) -> float:

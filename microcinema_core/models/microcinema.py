@@ -139,10 +139,10 @@ class MicroCinemaModel(nn.Module):
 
     @property
     def _schedule(self) -> DiscreteSchedule:
-        schedule = self.__dict__.get("_schedule_cache")
-        if schedule is None:
-            schedule = self.__dict__["_schedule_cache"] = DiscreteSchedule.from_config(self.config)
-        return schedule
+        cached = self.__dict__.get("_schedule_cache")
+        if cached is None or cached[0] is not self.config:   # rebuilt when a trainer replaces the config
+            cached = self.__dict__["_schedule_cache"] = (self.config, DiscreteSchedule.from_config(self.config))
+        return cached[1]
 
 
 def eps_from_v(v: torch.Tensor, z_t: torch.Tensor, timesteps: torch.Tensor, schedule: DiscreteSchedule) -> torch.Tensor:

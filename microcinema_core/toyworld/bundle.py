@@ -61,6 +61,11 @@ class Profile:
     refine_fraction: float = 0.5
     refine_from: int = 850
     refine_prediction: str = "v"
+    # a third base phase from the refine phase's export, the same settings on the zero-terminal-SNR schedule
+    # (diffusion/schedule.py) plus the text-and-frame embedding (models/text_frame_embedding.py), neither in the
+    # paper: the refine phase had learned to read the motion from what SD's schedule leaves of the clip in
+    # z_999 instead of from the text (docs/model_cards.md); 0 steps: none
+    motion_steps: int = 0
     vae_eval_count: int = 96        # held-out frames for the VAE's reconstruction PSNR
     calibration_crops: int = 256
 
@@ -69,14 +74,14 @@ PROFILES = {
     # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px, about 1.5 hours
     "cpu": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16,
                    tsr_clips=600, tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64,
-                   offset_noise=0.5, refine_steps=6000),
+                   offset_noise=0.5, refine_steps=6000, motion_steps=3500),
     "gpu": Profile(vae_steps=2500, vae_batch=32, base_clips=24000, base_steps=8000, base_batch=64,
                    tsr_clips=10000, tsr_steps=4000, tsr_batch=64, lr=5e-4, save_every=1000,
                    vae_minutes=1.2, base_minutes=4.0, tsr_minutes=1.5, workers=14, base_prediction="v"),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
-                     vae_eval_count=4, calibration_crops=4, refine_steps=1),
+                     vae_eval_count=4, calibration_crops=4, refine_steps=1, motion_steps=1),
 }
 
 
@@ -94,8 +99,11 @@ def machine() -> str:
     return f"{gpu} + {host}" if gpu else host
 
 
-def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, refine: bool = False):
-    """The trainer's run of one model; ``refine``: the base model's second phase (``Profile.refine_*``)."""
+def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, refine: bool = False,
+              motion: bool = False):
+    """The trainer's run of one model; ``refine``: the base model's second phase (``Profile.refine_*``);
+    ``motion``: its third (``Profile.motion_steps``: the refine settings, from the refine phase's export, on the
+    zero-terminal-SNR schedule and with the text-and-frame embedding)."""
     from ..training.train_config import DataConfig, RunConfig, TrainConfig
 
     steps = profile.base_steps if kind == "base" else profile.tsr_steps
@@ -111,7 +119,7 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         sample_every=0, sample_cfg=5.0 if kind == "base" else 1.0, progress_bar=True))
     if kind == "base":
         run.train.model_overrides["prediction"] = profile.base_prediction
-    if refine:
+    if refine or motion:
         run.train.init = str(out / "base" / FILES["base"])
         run.train.output_dir = str(out / "base_refine")
         run.train.max_steps = profile.refine_steps
@@ -122,11 +130,20 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         run.train.high_noise_from = profile.refine_from
         run.train.model_overrides["prediction"] = profile.refine_prediction
         run.train.seed = seed + 1
+    if motion:
+        run.train.init = str(out / "base_refine" / FILES["base"])
+        run.train.output_dir = str(out / "base_motion")
+        run.train.max_steps = profile.motion_steps
+        run.train.save_every = max(1, min(500, profile.motion_steps))
+        run.train.model_overrides["text_frame_embedding"] = True
+        run.train.model_overrides["zero_terminal_snr"] = True
     return run
 
 
 def final_model_dir(out: Path, kind: str, profile: Profile) -> Path:
-    """Where the shipped file of ``kind`` is exported (the refine phase's folder when the profile has one)."""
+    """Where the shipped file of ``kind`` is exported (the base's last phase's folder)."""
+    if kind == "base" and profile.motion_steps:
+        return out / "base_motion"
     return out / ("base_refine" if kind == "base" and profile.refine_steps else kind)
 
 
@@ -216,12 +233,12 @@ class Bundle:
         bar.close()
         return {"clips": count}
 
-    def train_model(self, kind: str, refine: bool = False) -> dict:
+    def train_model(self, kind: str, refine: bool = False, motion: bool = False) -> dict:
         from ..training.trainer import train
         from .probe import probe_base, probe_text_reliance, probe_tsr
 
-        run = model_run(kind, self.profile, self.out, self.seed, self.device, refine=refine)
-        label = "base_refine" if refine else kind
+        run = model_run(kind, self.profile, self.out, self.seed, self.device, refine=refine, motion=motion)
+        label = "base_motion" if motion else "base_refine" if refine else kind
         probe_device = self.device
 
         def on_checkpoint(step, model, ema):
@@ -249,7 +266,9 @@ class Bundle:
             raise RuntimeError(f"{label} training stopped before its last step; run the command again to resume")
         extra = {"init": run.train.init, "high_noise_fraction": run.train.high_noise_fraction,
                  "prediction": run.train.model_overrides.get("prediction", "eps"),
-                 "high_noise_from": run.train.high_noise_from} if refine else {}
+                 "high_noise_from": run.train.high_noise_from,
+                 "text_frame_embedding": bool(run.train.model_overrides.get("text_frame_embedding"))
+                 } if refine or motion else {}
         return {**extra, "steps": result.step, "batch": run.train.batch_size, "lr": run.train.lr,
                 "precision": run.train.precision, "export": str(result.export_path)}
 
@@ -257,6 +276,7 @@ class Bundle:
         stages = [("sources", lambda: (self.sources(), {})[1]), ("vae", self.train_vae),
                   ("cache_base", lambda: self.build_cache("base")), ("base", lambda: self.train_model("base")),
                   *([("base_refine", lambda: self.train_model("base", refine=True))] if self.profile.refine_steps else []),
+                  *([("base_motion", lambda: self.train_model("base", motion=True))] if self.profile.motion_steps else []),
                   ("cache_tsr", lambda: self.build_cache("tsr")), ("tsr", lambda: self.train_model("tsr"))]
         for name, fn in stages:
             self._stage(name, fn)

@@ -82,8 +82,10 @@ def build_model(cfg: TrainConfig, config: MicroCinemaConfig) -> MicroCinemaModel
     if stored is None:
         return inflate_from_sd21(cfg.init, config)
     model = load_checkpoint(cfg.init, dtype="fp32", expected_kind=config.kind)
-    # the run decides lambda and the parameterisation (an eps checkpoint can be fine-tuned into a v model)
-    model.config = model.config.replace(noise_prior_lambda=cfg.noise_prior_lambda, prediction=config.prediction)
+    # the run decides lambda, the parameterisation and the schedule (an eps checkpoint can be fine-tuned into a
+    # v model, a model of SD's schedule into one of zero terminal SNR)
+    model.config = model.config.replace(noise_prior_lambda=cfg.noise_prior_lambda, prediction=config.prediction,
+                                        zero_terminal_snr=config.zero_terminal_snr)
     if config.text_frame_embedding and not model.config.text_frame_embedding:
         model = add_text_frame_embedding(model)
     return model
