@@ -123,3 +123,26 @@ def test_toy_vae_file_has_the_taesd_layout_and_round_trips(tmp_path):
         z = again.encode(x)
         assert z.shape == (1, 4, 8, 8)
         assert torch.allclose(z, again.encoder(x) * 0.18215 / 0.5)
+
+
+def test_x0_sheet_shows_the_truth_and_both_captions_estimates(sources, tmp_path):
+    """The leak diagnostic (toyworld/x0_sheet.py) on a random tiny model: per clip the true clip through the VAE,
+    then the clean estimates with the own and the opposite caption, each with the motion class it reads."""
+    from microcinema_core.config import MicroCinemaConfig
+    from microcinema_core.eval.contact_sheet import contact_sheet
+    from microcinema_core.models.microcinema import MicroCinemaModel
+    from microcinema_core.text.minilm import MiniLMTextEncoder
+    from microcinema_core.toyworld.x0_sheet import x0_rows
+    from microcinema_core.vae.taesd_layout import ToyVAE
+
+    torch.manual_seed(0)
+    model = MicroCinemaModel(MicroCinemaConfig.tiny(context_dim=384, zero_terminal_snr=True, prediction="v")).eval()
+    vae = ToyVAE().eval()
+    rows, labels = x0_rows(model, vae, MiniLMTextEncoder(), sources, motions=("pan_left", "zoom_in"))
+    assert len(rows) == len(labels) == 6
+    assert all(r.shape == (9, 3, 64, 64) for r in rows)
+    assert labels[0].startswith("true pan_left") and "own caption" in labels[1] and "opposite caption" in labels[2]
+    assert "left" in labels[1] and "right" in labels[2]
+    assert not torch.equal(rows[1], rows[2])      # the caption reaches the estimate
+    contact_sheet(rows, tmp_path / "sheet.png", labels=labels)
+    assert (tmp_path / "sheet.png").stat().st_size > 1000
