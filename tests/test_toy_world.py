@@ -146,3 +146,41 @@ def test_x0_sheet_shows_the_truth_and_both_captions_estimates(sources, tmp_path)
     assert not torch.equal(rows[1], rows[2])      # the caption reaches the estimate
     contact_sheet(rows, tmp_path / "sheet.png", labels=labels)
     assert (tmp_path / "sheet.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_a_clip_played_backwards_is_the_opposite_motion_with_the_opposite_caption(sources, split):
+    """toyworld/reversal.py: the reversed frames are the world's clip of the opposite motion (same keyframe,
+    same path backwards), and the caption swaps only the motion phrase; real clips are never reversed."""
+    from microcinema_core.toyworld.reversal import OPPOSITE_MOTION, opposite_caption
+
+    world = ToyWorld(sources, split, "base", seed=3, size=64)
+    for i, motion in enumerate(CAMERA_MOTIONS + OBJECT_MOTIONS):
+        for speed in ("slow", "normal", "quick"):
+            clip = world.clip(i, motion=motion, speed=speed)
+            other = opposite_caption(clip.caption, motion, speed)
+            assert other is not None, clip.caption
+            assert opposite_caption(other, OPPOSITE_MOTION[motion], speed) == clip.caption
+            if motion != "static":
+                assert other != clip.caption
+        if motion.startswith(("pan_", "zoom_", "rotate_")):
+            clip = world.clip(i, motion=motion, speed="normal")
+            assert classify(video_motion(clip.frames.flip(0).numpy())) == OPPOSITE_MOTION[motion]
+    real = world.clip(0, motion="real")
+    assert opposite_caption(real.caption, "real", "normal") is None
+    assert opposite_caption("the camera pans to the left", "pan_left", "normal") == "the camera pans to the right"
+
+
+def test_reverse_some_is_seeded_and_only_touches_reversible_clips():
+    from microcinema_core.training.time_reversal import reverse_some
+
+    latents = torch.arange(4 * 9, dtype=torch.float32).view(4, 9, 1, 1, 1).expand(4, 9, 4, 2, 2).clone()
+    text = torch.zeros(4, 77, 8)
+    table = {"text": torch.ones(10, 77, 8), "reversible": torch.tensor([True] * 9 + [False])}
+    a = reverse_some(latents, text, [0, 1, 2, 9], [0, 1, 2, 3], table, rate=1.0, seed=0, step=5)
+    assert a[2] == 3 and torch.equal(a[0][0, :, 0, 0, 0], latents[0, :, 0, 0, 0].flip(0))
+    assert torch.equal(a[0][3], latents[3]) and bool((a[1][:3] == 1).all()) and bool((a[1][3] == 0).all())
+    half = [reverse_some(latents, text, [0, 1, 2, 3], [0, 1, 2, 3], table, 0.5, seed=0, step=s)[2] for s in range(40)]
+    again = [reverse_some(latents, text, [0, 1, 2, 3], [0, 1, 2, 3], table, 0.5, seed=0, step=s)[2] for s in range(40)]
+    assert half == again and 40 < sum(half) < 120      # about half of 160 draws, the same on a rerun
+    assert torch.equal(latents[0, :, 0, 0, 0], torch.arange(9, dtype=torch.float32))   # inputs untouched

@@ -24,6 +24,7 @@ from typing import Optional
 import torch
 
 from ..hardware import cpu_bf16_flags, default_device, training_precision
+from ..training.caching import REVERSED_TEXT
 
 TOY_MODEL = dict(model_channels=32, channel_mult=[1, 2, 4], attention_levels=[1, 2], num_res_blocks=1,
                  num_head_channels=32, context_dim=384, injection="add_encdec_spade")
@@ -62,10 +63,12 @@ class Profile:
     refine_from: int = 850
     refine_prediction: str = "v"
     # a third base phase from the refine phase's export, the same settings on the zero-terminal-SNR schedule
-    # (diffusion/schedule.py) plus the text-and-frame embedding (models/text_frame_embedding.py), neither in the
-    # paper: the refine phase had learned to read the motion from what SD's schedule leaves of the clip in
-    # z_999 instead of from the text (docs/model_cards.md); 0 steps: none
+    # (diffusion/schedule.py), with the text-and-frame embedding (models/text_frame_embedding.py) and time-reversed
+    # clips, none in the paper: the refine phase had learned to read the motion from what SD's schedule leaves of
+    # the clip in z_999, and which way each cached keyframe moves, instead of from the text
+    # (docs/model_cards.md); 0 steps: none
     motion_steps: int = 0
+    motion_reverse_rate: float = 0.5   # ... with this fraction of its clips played backwards (toyworld/reversal.py)
     vae_eval_count: int = 96        # held-out frames for the VAE's reconstruction PSNR
     calibration_crops: int = 256
 
@@ -137,6 +140,7 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         run.train.save_every = max(1, min(500, profile.motion_steps))
         run.train.model_overrides["text_frame_embedding"] = True
         run.train.model_overrides["zero_terminal_snr"] = True
+        run.train.reverse_rate = profile.motion_reverse_rate
     return run
 
 
@@ -238,6 +242,10 @@ class Bundle:
         from .probe import probe_base, probe_text_reliance, probe_tsr
 
         run = model_run(kind, self.profile, self.out, self.seed, self.device, refine=refine, motion=motion)
+        if run.train.reverse_rate and not (Path(run.train.cache_dir) / REVERSED_TEXT).exists():
+            from .reversal import add_reversed_text
+
+            print(f"[bundle] reversed captions: {add_reversed_text(run.train.cache_dir, self.text())}", flush=True)
         label = "base_motion" if motion else "base_refine" if refine else kind
         probe_device = self.device
 
@@ -265,6 +273,7 @@ class Bundle:
         if result.export_path is None:
             raise RuntimeError(f"{label} training stopped before its last step; run the command again to resume")
         extra = {"init": run.train.init, "high_noise_fraction": run.train.high_noise_fraction,
+                 "reverse_rate": run.train.reverse_rate,
                  "prediction": run.train.model_overrides.get("prediction", "eps"),
                  "high_noise_from": run.train.high_noise_from,
                  "text_frame_embedding": bool(run.train.model_overrides.get("text_frame_embedding"))

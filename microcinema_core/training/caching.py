@@ -32,6 +32,7 @@ CACHE_FORMAT = "microcinema-latent-cache"
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 EMPTY_TEXT = "empty_text.safetensors"
+REVERSED_TEXT = "reversed_text.safetensors"   # optional: each clip's caption played backwards (toyworld/reversal.py)
 
 
 class FrozenEncoder(Protocol):
@@ -205,6 +206,17 @@ class LatentCache:
         items = [self[i] for i in indices]
         return {"latents": torch.stack([it["latents"] for it in items]),
                 "text": torch.stack([it["text"] for it in items])}
+
+    def reversed_text(self) -> Optional[dict]:
+        """``{"text": [K, 77, D], "reversible": [K] bool}`` from ``reversed_text.safetensors`` (written next to a
+        cache by ``toyworld/reversal.py``: each clip's caption played backwards), or None when absent."""
+        path = self.dir / REVERSED_TEXT
+        if not path.exists():
+            return None
+        tensors = load_file(str(path))
+        if tensors["text"].shape[0] != len(self.clips):
+            raise ValueError(f"{path} has {tensors['text'].shape[0]} rows for {len(self.clips)} clips; rebuild it")
+        return {"text": tensors["text"].float(), "reversible": tensors["reversible"].bool()}
 
     def empty_text(self) -> Optional[torch.Tensor]:
         if not self.manifest.get("has_empty_text"):

@@ -66,6 +66,8 @@ class TrainConfig:
     offset_noise: float = 0.0           # + this x one Gaussian per frame and channel (not in the paper; see objective)
     high_noise_fraction: float = 0.0    # this fraction of clips draws t from [high_noise_from, 999] (not in the paper)
     high_noise_from: int = 850
+    reverse_rate: float = 0.0           # base clips played backwards with the reversed caption (not in the paper;
+                                        # needs the cache's reversed_text, training/time_reversal.py)
     # optimiser (sec. 4)
     lr: float = 2e-5                    # new layers: temporal (both branches), SPADE, injection (optim.py)
     spatial_lr_scale: float = 0.1       # SD2.1-initialised spatial layers, AppearNet's too: 10x smaller

@@ -31,6 +31,7 @@ from .objective import diffusion_loss, prepare_batch
 from .optim import build_optimizer, build_scheduler, clip_gradients
 from .progress import ProgressReporter
 from .samples import write_sample
+from .time_reversal import reverse_some
 from .train_config import RunConfig, TrainConfig
 
 
@@ -169,6 +170,11 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
     order = DataOrder(len(cache), cfg.seed)
     abar = DiscreteSchedule.from_config(config).alphas_cumprod
     empty_text = cache.empty_text()
+    reversed_text = cache.reversed_text() if cfg.reverse_rate else None
+    if cfg.reverse_rate and (reversed_text is None or config.kind != "base"):
+        raise ValueError(f"train.reverse_rate {cfg.reverse_rate} needs a base cache with reversed captions "
+                         f"({cfg.cache_dir}/reversed_text.safetensors: toyworld/reversal.py add_reversed_text); "
+                         "set it to 0 otherwise")
     precision = training_precision(ctx.device) if cfg.precision == "auto" else cfg.precision
     if precision == "bf16" and not fast_bf16(ctx.device):
         warnings.warn(f"train.precision='bf16' on {ctx.device}, which has no native bf16: expect it to run many "
@@ -205,6 +211,10 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
         t0 = time.perf_counter()
         indices, slots = order.rank_batch(samples_seen, cfg.batch_size, ctx.rank, ctx.world_size)
         data = cache.batch(indices)
+        reversed_count = 0
+        if reversed_text is not None:
+            data["latents"], data["text"], reversed_count = reverse_some(
+                data["latents"], data["text"], indices, slots, reversed_text, cfg.reverse_rate, cfg.seed, step)
         batch = prepare_batch(data["latents"], data["text"], kind=config.kind, cond_idx=cache.condition_indices,
                               alphas_cumprod=abar, lam=cfg.noise_prior_lambda, drop_rate=cfg.text_drop_rate,
                               empty_text=empty_text, seed=cfg.seed, step=step, slots=slots, device=ctx.device,
@@ -228,7 +238,7 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
             reporter.metrics(step, {
                 "loss": float(all_reduce_mean(loss)), "lr": lr_now,
                 "grad_norm": float(grad_norm), "samples_per_s": rate,
-                "epoch": order.epoch_of(samples_seen), "text_dropped": batch.dropped,
+                "epoch": order.epoch_of(samples_seen), "text_dropped": batch.dropped, "reversed": reversed_count,
             })
         if cfg.sample_every and step % cfg.sample_every == 0:
             path = write_sample(model, cache, out, step, steps=cfg.sample_steps, cfg=cfg.sample_cfg,
