@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from microcinema_core.training.caching import REVERSED_TEXT
 from microcinema_core.toyworld import bundle
 from microcinema_core.toyworld.sources import load_or_gather
 from microcinema_core.weights.checkpoint import load_checkpoint, read_checkpoint_config
@@ -53,6 +54,7 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     # the third phase grows the refine phase's export by the text-and-frame embedding
     motion = record["stages"]["base_motion"]
     assert motion["init"] == str(out / "base_refine" / bundle.FILES["base"]) and motion["text_frame_embedding"]
+    assert motion["reverse_rate"] == 0.5 and (out / "cache_base" / REVERSED_TEXT).exists()
     assert not read_checkpoint_config(out / "base_refine" / bundle.FILES["base"]).text_frame_embedding
     assert {"text_gap_t999", "probe_agreement"} <= set(probes["base_motion"][-1])
     assert {"probe_tsr_psnr", "probe_blend_psnr", "probe_latent_blend_psnr"} <= set(probes["tsr"][-1])
