@@ -126,7 +126,9 @@ def test_toy_workflow_moves_in_the_prompts_direction_on_held_out_pictures(mc_mod
     in at least 6 of the 8 pairs (chance: 14 %), and the mean projection must be positive. This is far below
     the issue's 80 % class agreement, which the shipped model does not reach (22 %, docs/toy_results.md).
     First run (third-run base, 2024 host): 7 of 8 pairs apart, mean projection +0.12 px/frame, but only 10 of 16
-    videos move the prompt's way: the model adds a common drift (content right/down) that the prompt shifts."""
+    videos move the prompt's way: the model adds a common drift (content right/down) that the prompt shifts.
+    (That count compared the two projections themselves, which are on opposite directions; fixed with the fourth
+    run's base, whose opposite pans both moved their own way and so failed the wrong comparison.)"""
     import numpy as np
     from PIL import Image
 
@@ -156,7 +158,9 @@ def test_toy_workflow_moves_in_the_prompts_direction_on_held_out_pictures(mc_mod
             (video,) = videos(mc_models, mc_models.client.run(prompt, timeout=600))
             motion_seen = video_motion(video.frames[::4].astype(np.float32) / 255.0)
             projection[i, motion] = motion_seen.tx * direction[0] + motion_seen.ty * direction[1]
-    apart = [projection[i, a] > projection[i, b] for i in range(len(cases))
+    # each projection is on its own prompt's direction, and the pair's directions are opposite: the two videos
+    # move apart the right way when the sum of their projections is positive
+    apart = [projection[i, a] + projection[i, b] > 0 for i in range(len(cases))
              for a, b in (("pan_left", "pan_right"), ("pan_up", "pan_down"))]
     assert sum(apart) >= 6, projection
     assert np.mean(list(projection.values())) > 0, projection
