@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..training.caching import REVERSED_TEXT
+from ..training.caching import REVERSED_TEXT, atomic_save_safetensors
 from .captions import ADVERB, PARAPHRASES
 
 OPPOSITE_MOTION = {
@@ -63,8 +63,6 @@ def add_reversed_text(cache_dir: str | Path, encode_text: Callable[[list], torch
     """Write ``reversed_text.safetensors`` for a toy base cache (``encode_text``: captions -> ``[K, 77, D]``)."""
     import json
 
-    from safetensors.torch import save_file
-
     cache_dir = Path(cache_dir)
     clips = json.loads((cache_dir / "manifest.json").read_text())["clips"]
     captions, reversible = [], []
@@ -73,8 +71,6 @@ def add_reversed_text(cache_dir: str | Path, encode_text: Callable[[list], torch
         reversible.append(other is not None)
         captions.append(other if other is not None else clip["caption"])
     text = torch.cat([encode_text(captions[i:i + 64]).half() for i in range(0, len(captions), 64)])
-    target = cache_dir / REVERSED_TEXT
-    tmp = target.with_name(target.name + ".tmp")
-    save_file({"text": text.contiguous(), "reversible": torch.tensor(reversible, dtype=torch.bool)}, str(tmp))
-    tmp.replace(target)
+    atomic_save_safetensors({"text": text, "reversible": torch.tensor(reversible, dtype=torch.bool)},
+                            cache_dir / REVERSED_TEXT)
     return {"reversible": int(sum(reversible)), "clips": len(clips)}

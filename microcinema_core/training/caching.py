@@ -208,7 +208,7 @@ class LatentCache:
                 "text": torch.stack([it["text"] for it in items])}
 
     def reversed_text(self) -> Optional[dict]:
-        """``{"text": [K, 77, D], "reversible": [K] bool}`` from ``reversed_text.safetensors`` (written next to a
+        """``{"text": [K, 77, D] fp16, "reversible": [K] bool}`` from ``reversed_text.safetensors`` (written next to a
         cache by ``toyworld/reversal.py``: each clip's caption played backwards), or None when absent."""
         path = self.dir / REVERSED_TEXT
         if not path.exists():
@@ -216,7 +216,7 @@ class LatentCache:
         tensors = load_file(str(path))
         if tensors["text"].shape[0] != len(self.clips):
             raise ValueError(f"{path} has {tensors['text'].shape[0]} rows for {len(self.clips)} clips; rebuild it")
-        return {"text": tensors["text"].float(), "reversible": tensors["reversible"].bool()}
+        return {"text": tensors["text"], "reversible": tensors["reversible"].bool()}   # fp16: cast per clip at use
 
     def empty_text(self) -> Optional[torch.Tensor]:
         if not self.manifest.get("has_empty_text"):

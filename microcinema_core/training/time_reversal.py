@@ -24,6 +24,6 @@ def reverse_some(latents: torch.Tensor, text: torch.Tensor, indices: list[int], 
         g = sample_generator(seed + SEED_OFFSET, step, slot)
         if bool(reversed_text["reversible"][index]) and bool(torch.rand((), generator=g) < rate):
             latents[b] = latents[b].flip(0)
-            text[b] = reversed_text["text"][index]
+            text[b] = reversed_text["text"][index].to(text.dtype)
             count += 1
     return latents, text, count

@@ -107,8 +107,9 @@ class TrainConfig:
                               ("new_layer_init", ("zero", "small"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"train.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not 0.0 <= self.text_drop_rate <= 1.0:
-            raise ValueError("train.text_drop_rate must be in [0, 1]")
+        for name in ("text_drop_rate", "reverse_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)!r}")
 
 
 @dataclass
