@@ -184,6 +184,24 @@ def test_high_noise_emphasis_draws_that_share_of_timesteps_from_the_top():
     assert torch.equal(timesteps(0.6), focused)                # deterministic by (seed, step, slot)
 
 
+def test_motion_repeats_draw_that_motion_more_often_each_epoch():
+    from microcinema_core.training.data_order import DataOrder, repeats_by_motion
+
+    clips = [{"motion": m} for m in ("static", "pan_left", "pan_right", "zoom_in")]
+    repeats = repeats_by_motion(clips, {"static": 4})
+    assert repeats == [4, 1, 1, 1] and repeats_by_motion(clips, {}) is None
+    order = DataOrder(len(clips), seed=3, repeats=repeats)
+    first_epoch = order.indices(0, 7)
+    assert sorted(first_epoch) == [0, 0, 0, 0, 1, 2, 3]        # an epoch holds every clip, static 4x
+    assert order.indices(7, 7) != first_epoch and sorted(order.indices(7, 7)) == sorted(first_epoch)
+    assert DataOrder(len(clips), seed=3, repeats=repeats).indices(0, 14) == order.indices(0, 14)
+    assert DataOrder(len(clips), seed=3).indices(0, 4) == DataOrder(len(clips), seed=3, repeats=[1] * 4).indices(0, 4)
+    with pytest.warns(UserWarning, match="zoom_out"):
+        assert repeats_by_motion(clips, {"zoom_out": 2}) == [1, 1, 1, 1]
+    with pytest.raises(ValueError, match="repeats"):
+        DataOrder(len(clips), seed=3, repeats=[1, 0, 1, 1])
+
+
 def test_tsr_trains_without_text_and_exports_a_tsr_file(tmp_path):
     cache = build_test_cache(tmp_path / "data", kind="tsr", count=2, num_frames=5)
     run = tiny_run_config(cache, tmp_path / "run", kind="tsr", max_steps=2, text_drop_rate=1.0)

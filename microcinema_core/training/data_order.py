@@ -9,8 +9,13 @@ sees exactly the clips of one process with batch 2B.
 Per-sample randomness (timestep, noise, text dropout) comes from a generator seeded by
 ``(seed, step, slot)`` where ``slot`` is the sample's place in the global batch: independent of how the
 batch is split over processes and of where a run was resumed.
+
+``repeats`` (one count per clip, default 1) makes an epoch hold clip ``i`` ``repeats[i]`` times: a class the
+data holds too little of is drawn more often without rebuilding the cache (``train.motion_repeats``).
 """
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -34,10 +39,16 @@ def sample_generator(seed: int, step: int, slot: int) -> torch.Generator:
 
 
 class DataOrder:
-    def __init__(self, num_items: int, seed: int):
+    def __init__(self, num_items: int, seed: int, repeats: list[int] | None = None):
         if num_items <= 0:
             raise ValueError("the cache holds no clips: nothing to train on")
-        self.n = num_items
+        if repeats is not None:
+            if len(repeats) != num_items or min(repeats) < 1:
+                raise ValueError(f"repeats must hold one count >= 1 per clip ({num_items} clips)")
+            self._items = torch.repeat_interleave(torch.arange(num_items), torch.as_tensor(repeats))
+        else:
+            self._items = None
+        self.n = num_items if self._items is None else len(self._items)
         self.seed = seed
         self._perm_epoch = -1
         self._perm = None
@@ -46,6 +57,8 @@ class DataOrder:
         if epoch != self._perm_epoch:
             g = torch.Generator().manual_seed(sample_seed(self.seed, epoch, 0x5EED))
             self._perm = torch.randperm(self.n, generator=g)
+            if self._items is not None:
+                self._perm = self._items[self._perm]
             self._perm_epoch = epoch
         return self._perm
 
@@ -65,3 +78,17 @@ class DataOrder:
 
     def epoch_of(self, samples_seen: int) -> float:
         return samples_seen / self.n
+
+
+def repeats_by_motion(clips: list[dict], motion_repeats: dict) -> list[int] | None:
+    """Per-clip repeat counts from ``{motion: count}`` and the cache manifest's clip records (their
+    ``"motion"``); None when no repeats are asked for. A motion no clip carries is warned about."""
+    if not motion_repeats:
+        return None
+    motions = [clip.get("motion") for clip in clips]
+    missing = sorted(set(motion_repeats) - set(motions))
+    if missing:
+        warnings.warn(f"train.motion_repeats names {missing}, which no clip of the cache carries "
+                      f"(its motions: {sorted({m for m in motions if m})}); nothing is repeated for them",
+                      stacklevel=2)
+    return [int(motion_repeats.get(m, 1)) for m in motions]

@@ -68,6 +68,8 @@ class TrainConfig:
     high_noise_from: int = 850
     reverse_rate: float = 0.0           # base clips played backwards with the reversed caption (not in the paper;
                                         # needs the cache's reversed_text, training/time_reversal.py)
+    motion_repeats: dict = field(default_factory=dict)  # {"static": 4}: clips of that motion (cache manifest)
+                                        # appear this many times per epoch (not in the paper)
     # optimiser (sec. 4)
     lr: float = 2e-5                    # new layers: temporal (both branches), SPADE, injection (optim.py)
     spatial_lr_scale: float = 0.1       # SD2.1-initialised spatial layers, AppearNet's too: 10x smaller
@@ -110,6 +112,9 @@ class TrainConfig:
         for name in ("text_drop_rate", "reverse_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for motion, count in self.motion_repeats.items():
+            if not isinstance(count, int) or count < 1:
+                raise ValueError(f"train.motion_repeats[{motion!r}] must be a whole number >= 1, got {count!r}")
 
 
 @dataclass

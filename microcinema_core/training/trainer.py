@@ -24,7 +24,7 @@ from ..models.microcinema import MicroCinemaModel
 from .caching import LatentCache
 from .checkpointing import (checkpoint_dir, latest_checkpoint, load_training_state, prune_checkpoints,
                             save_training_state)
-from .data_order import DataOrder
+from .data_order import DataOrder, repeats_by_motion
 from .distributed import DistContext, all_reduce_mean, barrier, init_distributed, shutdown, wrap_model
 from .ema import EMA
 from .objective import diffusion_loss, prepare_batch
@@ -167,7 +167,7 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
         info = load_training_state(resumed, model=wrapped, optimizer=optimizer, scheduler=scheduler, ema=ema)
         step, samples_seen = info["step"], info["samples_seen"]
 
-    order = DataOrder(len(cache), cfg.seed)
+    order = DataOrder(len(cache), cfg.seed, repeats=repeats_by_motion(cache.clips, cfg.motion_repeats))
     abar = DiscreteSchedule.from_config(config).alphas_cumprod
     empty_text = cache.empty_text()
     reversed_text = cache.reversed_text() if cfg.reverse_rate else None
