@@ -39,7 +39,7 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     assert _run(out, sources_file, "--install", str(tmp_path / "models")) == 0
     record = json.loads((out / "bundle.json").read_text())
     assert list(record["stages"]) == ["sources", "vae", "cache_base", "base", "base_refine", "base_motion",
-                                      "cache_tsr", "tsr"]
+                                      "base_static", "cache_tsr", "tsr"]
     assert all(stage["done"] for stage in record["stages"].values())
     assert record["stages"]["base"]["steps"] == bundle.PROFILES["smoke"].base_steps
     # the second base phase starts from the first phase's export, with the high-noise emphasis on
@@ -57,6 +57,11 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     assert motion["reverse_rate"] == 0.5 and (out / "cache_base" / REVERSED_TEXT).exists()
     assert not read_checkpoint_config(out / "base_refine" / bundle.FILES["base"]).text_frame_embedding
     assert {"text_gap_t999", "probe_agreement"} <= set(probes["base_motion"][-1])
+    # the fourth phase continues the third's export, the empty prompt trained as "no motion"
+    static = record["stages"]["base_static"]
+    assert static["init"] == str(out / "base_motion" / bundle.FILES["base"]) and static["static_when_dropped"]
+    assert static["motion_repeats"] == bundle.PROFILES["smoke"].static_repeats and static["reverse_rate"] == 0.5
+    assert json.loads((out / "base_static" / "run_config.json").read_text())["train"]["static_when_dropped"]
     assert {"probe_tsr_psnr", "probe_blend_psnr", "probe_latent_blend_psnr"} <= set(probes["tsr"][-1])
     # the installed files: fp16 MicroCinema checkpoints with the training recipe in their metadata
 
@@ -69,7 +74,7 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
         assert load_checkpoint(path).unet.out[2].weight.dtype == torch.float16
     # the shipped base is the last phase's export
     shipped = load_file(str(tmp_path / "models" / "microcinema" / bundle.FILES["base"]))
-    refined = load_file(str(out / "base_motion" / bundle.FILES["base"]))
+    refined = load_file(str(out / "base_static" / bundle.FILES["base"]))
     assert all(torch.equal(shipped[k], refined[k].half()) for k in refined if refined[k].is_floating_point())
     installed_vae = load_file(str(tmp_path / "models" / "vae" / bundle.FILES["vae"]))
     assert float(installed_vae["vae_shift"]) == 0.0 and float(installed_vae["vae_scale"]) > 0

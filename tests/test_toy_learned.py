@@ -18,7 +18,7 @@ import torch
 from microcinema_core.eval.flow_motion import video_motion
 from microcinema_core.eval.image_metrics import psnr
 from microcinema_core.toyworld import captions as cap
-from microcinema_core.toyworld.evaluate import load_bundle
+from microcinema_core.toyworld.evaluate import CFG, load_bundle
 from microcinema_core.toyworld.probe import heldout_cases
 from microcinema_core.toyworld.probe import sample_videos
 from microcinema_core.toyworld.sources import load_or_gather
@@ -47,7 +47,7 @@ def test_quickly_moves_more_than_slowly(bundle):
         captions = [cap.caption(c.motion, speed, sources.subject(c.picture), "heldout", np.random.default_rng([7, i]))
                     for i, c in enumerate(cases)]
         assert all(("slowly" if speed == "slow" else "quickly") in t for t in captions)
-        frames, _ = sample_videos(base, vae, text, keys, captions, steps=20, cfg=5.0, gamma=0.02, seed=0)
+        frames, _ = sample_videos(base, vae, text, keys, captions, steps=20, cfg=CFG, gamma=0.02, seed=0)
         out[speed] = _magnitudes(frames)
     assert (out["quick"] > out["slow"]).all(), out
     assert out["quick"].mean() > 1.3 * out["slow"].mean(), out
@@ -57,7 +57,7 @@ def test_the_keyframe_is_kept(bundle):
     base, vae, text, sources = bundle
     cases = heldout_cases(sources, 6, size=base.config.resolution, seed=2028, motions=MOVING)
     keys = torch.stack([c.frames[4] for c in cases])
-    frames, _ = sample_videos(base, vae, text, keys, [c.caption for c in cases], steps=20, cfg=5.0, gamma=0.02, seed=0)
+    frames, _ = sample_videos(base, vae, text, keys, [c.caption for c in cases], steps=20, cfg=CFG, gamma=0.02, seed=0)
     with torch.no_grad():
         vae_psnr = float(psnr(vae.decode(vae.encode(keys)), keys).mean())
     centre_psnr = float(psnr(frames[:, 4], keys).mean())

@@ -184,6 +184,31 @@ def test_high_noise_emphasis_draws_that_share_of_timesteps_from_the_top():
     assert torch.equal(timesteps(0.6), focused)                # deterministic by (seed, step, slot)
 
 
+def test_static_when_dropped_turns_text_dropped_clips_into_the_still_keyframe():
+    abar = DiscreteSchedule().alphas_cumprod
+    latents, text = torch.randn(6, 5, 4, 2, 2), torch.randn(6, 77, 8)
+    empty = torch.zeros(77, 8)
+
+    def batch(still, kind="base"):
+        return prepare_batch(latents, text, kind=kind, cond_idx=[2], alphas_cumprod=abar, lam=0.03, drop_rate=0.5,
+                             empty_text=empty, seed=9, step=0, slots=list(range(6)), device=torch.device("cpu"),
+                             static_when_dropped=still)
+
+    plain, still = batch(False), batch(True)
+    dropped = [b for b in range(6) if torch.equal(still.context[b], empty)]
+    assert 0 < len(dropped) < 6 and plain.dropped == still.dropped == len(dropped)
+    x_plain, x_still = plain.x.view(6, 5, 4, 2, 2), still.x.view(6, 5, 4, 2, 2)
+    abar_t = still.abar.view(6, 5)[:, 0]
+    for b in range(6):
+        if b in dropped:     # the noisy input is the keyframe (frame 2) held still, with the same noise
+            expected = abar_t[b].sqrt() * latents[b, 2] + (1 - abar_t[b]).sqrt() * still.target.view(6, 5, 4, 2, 2)[b]
+            assert torch.allclose(x_still[b], expected, atol=1e-5) and not torch.allclose(x_still[b], x_plain[b])
+        else:                # captioned clips are untouched
+            assert torch.equal(x_still[b], x_plain[b])
+    with pytest.raises(ValueError, match="base"):
+        batch(True, kind="tsr")
+
+
 def test_motion_repeats_draw_that_motion_more_often_each_epoch():
     from microcinema_core.training.data_order import DataOrder, repeats_by_motion
 

@@ -116,7 +116,7 @@ PAN_DIRECTIONS = {"pan_left": (1.0, 0.0), "pan_right": (-1.0, 0.0), "pan_up": (0
 
 
 def test_toy_workflow_moves_in_the_prompts_direction_on_held_out_pictures(mc_models):
-    """The shipped toy workflow over HTTP with the shipped files, base sampling as shipped (20 steps, CFG 5,
+    """The shipped toy workflow over HTTP with the shipped files, base sampling as shipped (20 steps, CFG 2,
     gamma 0.02, seed 0), TSR cut to 2 steps (it does not move the base frames' content): 4 held-out pictures x
     the 4 pans, each in a held-out phrasing. The content's translation measured by optical flow on the 9
     base-rate frames of the saved H.264 video (``flow_motion``: a camera pan left moves content right) is

@@ -66,8 +66,14 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
                   empty_text: Optional[torch.Tensor], seed: int, step: int, slots: list[int],
                   device: torch.device, offset_noise: float = 0.0,
                   high_noise_fraction: float = 0.0,
-                  high_noise_from: int = 850) -> PreparedBatch:
-    """Build the model inputs and target of eq. 3-5 for one process's share of a global batch."""
+                  high_noise_from: int = 850, static_when_dropped: bool = False) -> PreparedBatch:
+    """Build the model inputs and target of eq. 3-5 for one process's share of a global batch.
+
+    ``static_when_dropped`` (base only, not in the paper): a sample whose text is dropped becomes its keyframe
+    held still, so the empty prompt, CFG's unconditional branch, means "no motion" instead of the average
+    motion of the data, whose blur guidance would otherwise push into every frame (docs/model_cards.md)."""
+    if static_when_dropped and kind != "base":
+        raise ValueError("static_when_dropped is for the base model (TSR drops all text and keeps its clips)")
     B, N = latents.shape[:2]
     xs, ts, ctxs, apps, targets = [], [], [], [], []
     dropped = 0
@@ -81,6 +87,8 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
         z0 = latents[b]                                                  # [N, C, h, w]
         cond = condition_latents(kind, latents[b:b + 1], cond_idx)
         app = appearance_sequence(kind, cond, N)                        # [N, C, h, w]
+        if drop and static_when_dropped:
+            z0 = app                                                     # the keyframe, every frame
         eps = training_noise(app, lam, generator=g)                     # eq. 3
         if offset_noise:
             eps = eps + offset_noise * torch.randn(eps.shape[:2] + (1, 1), generator=g, dtype=eps.dtype)

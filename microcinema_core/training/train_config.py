@@ -68,6 +68,8 @@ class TrainConfig:
     high_noise_from: int = 850
     reverse_rate: float = 0.0           # base clips played backwards with the reversed caption (not in the paper;
                                         # needs the cache's reversed_text, training/time_reversal.py)
+    static_when_dropped: bool = False   # a text-dropped base clip becomes its keyframe held still (not in the
+                                        # paper): the empty prompt means "no motion" (training/objective.py)
     motion_repeats: dict = field(default_factory=dict)  # {"static": 4}: clips of that motion (cache manifest)
                                         # appear this many times per epoch (not in the paper)
     # optimiser (sec. 4)

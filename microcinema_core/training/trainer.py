@@ -218,7 +218,8 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
         batch = prepare_batch(data["latents"], data["text"], kind=config.kind, cond_idx=cache.condition_indices,
                               alphas_cumprod=abar, lam=cfg.noise_prior_lambda, drop_rate=cfg.text_drop_rate,
                               empty_text=empty_text, seed=cfg.seed, step=step, slots=slots, device=ctx.device,
-                              offset_noise=cfg.offset_noise, high_noise_fraction=cfg.high_noise_fraction, high_noise_from=cfg.high_noise_from)
+                              offset_noise=cfg.offset_noise, high_noise_fraction=cfg.high_noise_fraction, high_noise_from=cfg.high_noise_from,
+                              static_when_dropped=cfg.static_when_dropped)
         optimizer.zero_grad(set_to_none=True)
         loss = diffusion_loss(wrapped, batch, autocast, prediction=config.prediction)
         loss.backward()
@@ -281,6 +282,8 @@ def export(wrapped, model: MicroCinemaModel, ema: Optional[EMA], config: MicroCi
                 "high_noise_fraction": cfg.high_noise_fraction, "high_noise_from": cfg.high_noise_from, "lr": cfg.lr, "spatial_lr_scale": cfg.spatial_lr_scale,
                 "ema": bool(ema is not None and cfg.export_ema), "clips": len(cache),
                 "batch_per_process": cfg.batch_size, "world_size": ctx.world_size,
+                "reverse_rate": cfg.reverse_rate, "static_when_dropped": cfg.static_when_dropped,
+                "motion_repeats": cfg.motion_repeats,
             }),
         })
     barrier()
