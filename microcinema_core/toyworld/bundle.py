@@ -268,7 +268,7 @@ class Bundle:
             from .reversal import add_reversed_text
 
             print(f"[bundle] reversed captions: {add_reversed_text(run.train.cache_dir, self.text())}", flush=True)
-        label = "base_static" if static else "base_motion" if motion else "base_refine" if refine else kind
+        label = Path(run.train.output_dir).name      # the phase: base, base_refine, base_motion, base_static, tsr
         probe_device = self.device
 
         def on_checkpoint(step, model, ema):
@@ -299,9 +299,9 @@ class Bundle:
                  "prediction": run.train.model_overrides.get("prediction", "eps"),
                  "high_noise_from": run.train.high_noise_from,
                  "text_frame_embedding": bool(run.train.model_overrides.get("text_frame_embedding")),
-                 **({"static_when_dropped": run.train.static_when_dropped,
-                     "motion_repeats": run.train.motion_repeats} if static else {}),
-                 } if refine or motion or static else {}
+                 **({"static_when_dropped": True, "motion_repeats": run.train.motion_repeats}
+                    if run.train.static_when_dropped else {}),
+                 } if run.train.init else {}     # the later base phases start from an earlier phase's export
         return {**extra, "steps": result.step, "batch": run.train.batch_size, "lr": run.train.lr,
                 "precision": run.train.precision, "export": str(result.export_path)}
 

@@ -42,13 +42,12 @@ class DataOrder:
     def __init__(self, num_items: int, seed: int, repeats: list[int] | None = None):
         if num_items <= 0:
             raise ValueError("the cache holds no clips: nothing to train on")
-        if repeats is not None:
-            if len(repeats) != num_items or min(repeats) < 1:
-                raise ValueError(f"repeats must hold one count >= 1 per clip ({num_items} clips)")
-            self._items = torch.repeat_interleave(torch.arange(num_items), torch.as_tensor(repeats))
-        else:
-            self._items = None
-        self.n = num_items if self._items is None else len(self._items)
+        if repeats is not None and (len(repeats) != num_items or min(repeats) < 1):
+            raise ValueError(f"repeats must hold one count >= 1 per clip ({num_items} clips)")
+        # the clip index at each place of an epoch, before shuffling
+        self._items = torch.arange(num_items) if repeats is None else \
+            torch.repeat_interleave(torch.arange(num_items), torch.as_tensor(repeats))
+        self.n = len(self._items)
         self.seed = seed
         self._perm_epoch = -1
         self._perm = None
@@ -56,9 +55,7 @@ class DataOrder:
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._perm_epoch:
             g = torch.Generator().manual_seed(sample_seed(self.seed, epoch, 0x5EED))
-            self._perm = torch.randperm(self.n, generator=g)
-            if self._items is not None:
-                self._perm = self._items[self._perm]
+            self._perm = self._items[torch.randperm(self.n, generator=g)]
             self._perm_epoch = epoch
         return self._perm
 
