@@ -207,6 +207,10 @@ def test_static_when_dropped_turns_text_dropped_clips_into_the_still_keyframe():
             assert torch.equal(x_still[b], x_plain[b])
     with pytest.raises(ValueError, match="base"):
         batch(True, kind="tsr")
+    from microcinema_core.training.train_config import TrainConfig
+
+    with pytest.raises(ValueError, match="train.static_when_dropped"):   # caught with the config, before any work
+        TrainConfig(kind="tsr", static_when_dropped=True)
 
 
 def test_motion_repeats_draw_that_motion_more_often_each_epoch():

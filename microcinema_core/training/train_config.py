@@ -114,6 +114,9 @@ class TrainConfig:
         for name in ("text_drop_rate", "reverse_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.static_when_dropped and self.kind != "base":
+            raise ValueError(f"train.static_when_dropped is for kind 'base' (this run is {self.kind!r}: TSR drops all "
+                             "text and keeps its clips); set it to false")
         for motion, count in self.motion_repeats.items():
             if not isinstance(count, int) or count < 1:
                 raise ValueError(f"train.motion_repeats[{motion!r}] must be a whole number >= 1, got {count!r}")
