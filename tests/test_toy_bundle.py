@@ -93,3 +93,26 @@ def test_vae_training_resumes_to_the_same_weights(tmp_path, sources_file):
     a = load_file(str(tmp_path / "straight" / "vae.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "vae.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_single_phase_profile_trains_the_base_from_scratch_with_the_final_settings(tmp_path):
+    from dataclasses import replace
+
+    profile = replace(bundle.PROFILES["smoke"], single_phase=True, refine_steps=0, motion_steps=0, static_steps=0)
+    run = bundle.model_run("base", profile, tmp_path, seed=0, device="cpu")
+    train = run.train
+    assert train.init is None and train.output_dir == str(tmp_path / "base") and train.seed == 0
+    assert train.max_steps == profile.base_steps and train.warmup_steps == profile.warmup
+    assert train.model_overrides["prediction"] == "v"
+    assert train.model_overrides["text_frame_embedding"] and train.model_overrides["zero_terminal_snr"]
+    assert train.high_noise_fraction == profile.refine_fraction and train.high_noise_from == profile.refine_from
+    assert train.reverse_rate == profile.motion_reverse_rate and train.static_when_dropped
+    assert train.motion_repeats == profile.static_repeats
+    assert bundle.final_model_dir(tmp_path, "base", profile) == tmp_path / "base"
+    # the TSR run of the same profile is unchanged: no text, no reversal, eps
+    tsr = bundle.model_run("tsr", profile, tmp_path, seed=0, device="cpu").train
+    assert tsr.text_drop_rate == 1.0 and not tsr.static_when_dropped and tsr.reverse_rate == 0.0
+    # a single-phase profile with later phases is a contradiction, refused by name
+    with pytest.raises(ValueError, match="single-phase"):
+        bundle.model_run("base", replace(profile, motion_steps=5), tmp_path, seed=0, device="cpu")
+    assert bundle.PROFILES["cpu3h"].single_phase
