@@ -78,6 +78,14 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     assert all(torch.equal(shipped[k], refined[k].half()) for k in refined if refined[k].is_floating_point())
     installed_vae = load_file(str(tmp_path / "models" / "vae" / bundle.FILES["vae"]))
     assert float(installed_vae["vae_shift"]) == 0.0 and float(installed_vae["vae_scale"]) > 0
+    # a training folder's checkpoint validates as the model its export ships (EMA weights), on other cases
+    from microcinema_core.toyworld import validate
+
+    model, step = validate.model_from_run(out / "base_static")
+    assert step == bundle.PROFILES["smoke"].static_steps
+    assert all(torch.equal(p.half(), shipped[n]) for n, p in model.state_dict().items() if p.is_floating_point())
+    with pytest.raises(FileNotFoundError, match="--run"):
+        validate.model_from_run(out / "base_static", step=999)
 
 
 def test_vae_training_resumes_to_the_same_weights(tmp_path, sources_file):

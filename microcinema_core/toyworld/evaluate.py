@@ -39,6 +39,7 @@ from .probe import heldout_cases, per_frame_mean_error, probe_text_reliance, sam
 from .world import ToyWorld
 
 STEPS, CFG, GAMMA, SEED = 20, 2.0, 0.02, 0
+EVALUATION_CASES_SEED = 2026    # the held-out cases of this evaluation; validation (toyworld/validate.py) uses others
 GAMMAS = (-0.02, 0.0, 0.02, 0.05, 0.1)
 
 
@@ -57,10 +58,11 @@ def _flows(frames: torch.Tensor) -> list:
     return [video_motion(f.numpy()) for f in frames]
 
 
-def motion_and_keyframe(base, vae, text, sources, count: int) -> dict:
-    cases = heldout_cases(sources, count, seed=2026, size=base.config.resolution)
+def motion_and_keyframe(base, vae, text, sources, count: int, cases_seed: int = EVALUATION_CASES_SEED,
+                        cfg: float = CFG) -> dict:
+    cases = heldout_cases(sources, count, seed=cases_seed, size=base.config.resolution)
     keyframes = torch.stack([c.frames[4] for c in cases])
-    frames, latents = sample_videos(base, vae, text, keyframes, [c.caption for c in cases], steps=STEPS, cfg=CFG,
+    frames, latents = sample_videos(base, vae, text, keyframes, [c.caption for c in cases], steps=STEPS, cfg=cfg,
                                     gamma=GAMMA, seed=SEED)
     motions = _flows(frames)
     predicted = [classify(m) for m in motions]
