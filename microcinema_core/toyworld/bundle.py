@@ -86,15 +86,16 @@ class Profile:
 
 PROFILES = {
     # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px; about 4.3 hours of training on a
-    # bf16 CPU (AMX Xeon; the fourth phase on an AVX512-BF16 EPYC), over the issue's 3-hour budget (the card says
-    # what the budget would have cut)
+    # bf16 CPU (AMX Xeon; the fourth phase on an AVX512-BF16 EPYC), ~7 h in fp32 on an AVX2-only CPU (1.7-1.9 s per
+    # step), over the issue's 3-hour budget (the card says what the budget would have cut)
     "cpu": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16,
                    tsr_clips=600, tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64,
                    offset_noise=0.5, refine_steps=6000, motion_steps=3000, static_steps=3000),
     "gpu": Profile(vae_steps=2500, vae_batch=32, base_clips=24000, base_steps=8000, base_batch=64,
                    tsr_clips=10000, tsr_steps=4000, tsr_batch=64, lr=5e-4, save_every=1000,
                    vae_minutes=1.2, base_minutes=4.0, tsr_minutes=1.5, workers=14, base_prediction="v"),
-    # the 3-hour candidate: one base phase from scratch with the final settings (Profile.single_phase)
+    # the 3-hour candidate: one base phase from scratch with the final settings (Profile.single_phase); unproven:
+    # its pilot had not learnt the direction words by the probes in docs/model_cards.md (single-phase pilot)
     "cpu3h": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=7000, base_batch=16,
                      tsr_clips=600, tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=500, workers=0, size=64,
                      offset_noise=0.5, single_phase=True),
