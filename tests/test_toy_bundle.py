@@ -124,3 +124,20 @@ def test_single_phase_profile_trains_the_base_from_scratch_with_the_final_settin
     with pytest.raises(ValueError, match="single-phase"):
         bundle.model_run("base", replace(profile, motion_steps=5), tmp_path, seed=0, device="cpu")
     assert bundle.PROFILES["cpu3h"].single_phase
+
+
+def test_a_profile_without_refine_starts_the_motion_phase_from_phase_one(tmp_path):
+    from dataclasses import replace
+
+    profile = replace(bundle.PROFILES["smoke"], refine_steps=0, motion_steps=3, static_steps=2)
+    motion = bundle.model_run("base", profile, tmp_path, seed=0, device="cpu", motion=True).train
+    assert motion.init == str(tmp_path / "base" / bundle.FILES["base"])
+    assert motion.output_dir == str(tmp_path / "base_motion") and motion.max_steps == 3
+    assert motion.model_overrides["prediction"] == "v" and motion.model_overrides["zero_terminal_snr"]
+    assert motion.high_noise_fraction == profile.refine_fraction and motion.reverse_rate == profile.motion_reverse_rate
+    static = bundle.model_run("base", profile, tmp_path, seed=0, device="cpu", static=True).train
+    assert static.init == str(tmp_path / "base_motion" / bundle.FILES["base"]) and static.static_when_dropped
+    assert bundle.final_model_dir(tmp_path, "base", profile) == tmp_path / "base_static"
+    # with a refine phase, the motion phase starts from the refine phase's export (the shipped recipe)
+    with_refine = bundle.model_run("base", bundle.PROFILES["cpu"], tmp_path, seed=0, device="cpu", motion=True).train
+    assert with_refine.init == str(tmp_path / "base_refine" / bundle.FILES["base"])

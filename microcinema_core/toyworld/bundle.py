@@ -99,6 +99,11 @@ PROFILES = {
     "cpu3h": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=7000, base_batch=16,
                      tsr_clips=600, tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=500, workers=0, size=64,
                      offset_noise=0.5, single_phase=True),
+    # the phased recipe without its v refine (the motion phase starts from phase 1's eps export), sized for the
+    # issue's 3 hours on a bf16 CPU; under measurement (docs/model_cards.md)
+    "cpu_short": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16,
+                         tsr_clips=600, tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64,
+                         offset_noise=0.5, motion_steps=3000, static_steps=2000),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
@@ -159,8 +164,8 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         run.train.high_noise_from = profile.refine_from
         run.train.model_overrides["prediction"] = profile.refine_prediction
         run.train.seed = seed + 1
-    if motion:
-        run.train.init = str(out / "base_refine" / FILES["base"])
+    if motion:   # from the refine phase's export, or from phase 1's when the profile has no refine phase
+        run.train.init = str(out / ("base_refine" if profile.refine_steps else "base") / FILES["base"])
         run.train.output_dir = str(out / "base_motion")
         run.train.max_steps = profile.motion_steps
         run.train.save_every = max(1, min(500, profile.motion_steps))
