@@ -86,8 +86,8 @@ class Profile:
 
 PROFILES = {
     # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px; about 4.3 hours of training on a
-    # bf16 CPU (AMX Xeon; the fourth phase on an AVX512-BF16 EPYC), ~7 h in fp32 on an AVX2-only CPU (1.7-1.9 s per
-    # step), over the issue's 3-hour budget (the card says what the budget would have cut)
+    # bf16 CPU (AMX Xeon; the fourth phase on an AVX512-BF16 EPYC), as long in fp32 on an AVX2-only EPYC (1.10 s
+    # per step alone), over the issue's 3-hour budget (the card says what the budget would have cut)
     "cpu": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16,
                    tsr_clips=600, tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64,
                    offset_noise=0.5, refine_steps=6000, motion_steps=3000, static_steps=3000),
@@ -100,7 +100,7 @@ PROFILES = {
                      tsr_clips=600, tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=500, workers=0, size=64,
                      offset_noise=0.5, single_phase=True),
     # the phased recipe without its v refine (the motion phase starts from phase 1's eps export), sized for the
-    # issue's 3 hours on a bf16 CPU; under measurement (docs/model_cards.md)
+    # issue's 3 hours; measured and failed: no direction words after 3,000 motion steps (docs/model_cards.md)
     "cpu_short": Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16,
                          tsr_clips=600, tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64,
                          offset_noise=0.5, motion_steps=3000, static_steps=2000),
