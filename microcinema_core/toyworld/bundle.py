@@ -69,6 +69,7 @@ class Profile:
     # (docs/model_cards.md); 0 steps: none
     motion_steps: int = 0
     motion_reverse_rate: float = 0.5   # ... with this fraction of its clips played backwards (toyworld/reversal.py)
+    motion_lr: float = 0.0   # the third and fourth phases' learning rate (0: ``lr``, as the earlier phases)
     # a fourth base phase from the third's export, the third's settings and two more, neither in the paper: a
     # text-dropped clip becomes its keyframe held still (train.static_when_dropped: the empty prompt, CFG's
     # unconditional branch, means "no motion"), and static clips are drawn more often (train.motion_repeats; 7.8 %
@@ -110,6 +111,9 @@ PROFILES = {
     # half batches, more updates: every base phase at batch 8 (~0.6x the step time of 16 on 2 cores), the
     # trimmed step counts with the later phases doubled; sized for 3 hours; under measurement
     "cpu_b8": replace(_CPU, base_batch=8, refine_steps=4000, motion_steps=2000, static_steps=2000),
+    # the trimmed recipe with twice the learning rate in its motion and static phases (the direction words are learnt
+    # per clip seen, not per update: the batch-8 pilot); under measurement
+    "cpu_trimmed_lr": replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000, motion_lr=1e-3),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
@@ -178,6 +182,7 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         run.train.model_overrides["text_frame_embedding"] = True
         run.train.model_overrides["zero_terminal_snr"] = True
         run.train.reverse_rate = profile.motion_reverse_rate
+        run.train.lr = profile.motion_lr or profile.lr
     if static:
         run.train.init = str(out / "base_motion" / FILES["base"])
         run.train.output_dir = str(out / "base_static")
