@@ -109,7 +109,8 @@ PROFILES = {
     # validation set (the shipped base: 80.6 %)
     "cpu_trimmed": replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000),
     # half batches, more updates: every base phase at batch 8 (~0.6x the step time of 16 on 2 cores), the
-    # trimmed step counts with the later phases doubled; sized for 3 hours; under measurement
+    # trimmed step counts with the later phases doubled; measured and failed: the text link grows per clip seen,
+    # not per update (docs/model_cards.md, batch-8 pilot)
     "cpu_b8": replace(_CPU, base_batch=8, refine_steps=4000, motion_steps=2000, static_steps=2000),
     # the trimmed recipe with twice the learning rate in its motion and static phases (the direction words are learnt
     # per clip seen, not per update: the batch-8 pilot); under measurement
