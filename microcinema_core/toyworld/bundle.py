@@ -113,8 +113,10 @@ PROFILES = {
     # not per update (docs/model_cards.md, batch-8 pilot)
     "cpu_b8": replace(_CPU, base_batch=8, refine_steps=4000, motion_steps=2000, static_steps=2000),
     # the trimmed recipe with twice the learning rate in its motion and static phases (the direction words are learnt
-    # per clip seen, not per update: the batch-8 pilot); under measurement
+    # per clip seen, not per update: the batch-8 pilot); measured and failed: a slower text link (docs/model_cards.md)
     "cpu_trimmed_lr": replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000, motion_lr=1e-3),
+    # ... and with half the learning rate there; under measurement
+    "cpu_trimmed_lr_half": replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000, motion_lr=2.5e-4),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
