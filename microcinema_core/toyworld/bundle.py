@@ -115,7 +115,7 @@ PROFILES = {
     # the trimmed recipe with twice the learning rate in its motion and static phases (the direction words are learnt
     # per clip seen, not per update: the batch-8 pilot); measured and failed: a slower text link (docs/model_cards.md)
     "cpu_trimmed_lr": replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000, motion_lr=1e-3),
-    # ... and with half the learning rate there; under measurement
+    # ... and with half the learning rate there; measured and failed as well
     "cpu_trimmed_lr_half": replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000, motion_lr=2.5e-4),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
