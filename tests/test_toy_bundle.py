@@ -141,3 +141,13 @@ def test_a_profile_without_refine_starts_the_motion_phase_from_phase_one(tmp_pat
     # with a refine phase, the motion phase starts from the refine phase's export (the shipped recipe)
     with_refine = bundle.model_run("base", bundle.PROFILES["cpu"], tmp_path, seed=0, device="cpu", motion=True).train
     assert with_refine.init == str(tmp_path / "base_refine" / bundle.FILES["base"])
+
+
+def test_motion_lr_sets_the_motion_and_static_phases_rate_only(tmp_path):
+    profile = bundle.PROFILES["cpu_trimmed_lr"]
+    rates = {phase: bundle.model_run("base", profile, tmp_path, seed=0, device="cpu", **flags).train.lr
+             for phase, flags in (("eps", {}), ("refine", {"refine": True}), ("motion", {"motion": True}),
+                                  ("static", {"static": True}))}
+    assert rates == {"eps": profile.lr, "refine": profile.lr, "motion": 1e-3, "static": 1e-3}
+    shipped = bundle.model_run("base", bundle.PROFILES["cpu"], tmp_path, seed=0, device="cpu", static=True).train
+    assert bundle.PROFILES["cpu"].motion_lr == 0 and shipped.lr == bundle.PROFILES["cpu"].lr == 5e-4
