@@ -92,6 +92,8 @@ _CPU = Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, bas
                tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64, offset_noise=0.5,
                refine_steps=6000, motion_steps=3000, static_steps=3000)
 
+_TRIMMED = replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000)   # profile cpu_trimmed
+
 PROFILES = {
     "cpu": _CPU,
     "gpu": Profile(vae_steps=2500, vae_batch=32, base_clips=24000, base_steps=8000, base_batch=64,
@@ -107,16 +109,16 @@ PROFILES = {
     # the phased recipe trimmed towards 3 hours: the v refine to 4,000 steps (where the shipped run's text gap had
     # formed, docs/model_cards.md), then 1,000 motion and 1,000 static steps; measured and failed: 61.1 % on the
     # validation set (the shipped base: 80.6 %)
-    "cpu_trimmed": replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000),
+    "cpu_trimmed": _TRIMMED,
     # half batches, more updates: every base phase at batch 8 (~0.6x the step time of 16 on 2 cores), the
     # trimmed step counts with the later phases doubled; measured and failed: the text link grows per clip seen,
     # not per update (docs/model_cards.md, batch-8 pilot)
     "cpu_b8": replace(_CPU, base_batch=8, refine_steps=4000, motion_steps=2000, static_steps=2000),
     # the trimmed recipe with twice the learning rate in its motion and static phases (the direction words are learnt
     # per clip seen, not per update: the batch-8 pilot); measured and failed: a slower text link (docs/model_cards.md)
-    "cpu_trimmed_lr": replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000, motion_lr=1e-3),
+    "cpu_trimmed_lr": replace(_TRIMMED, motion_lr=1e-3),
     # ... and with half the learning rate there; measured and failed as well
-    "cpu_trimmed_lr_half": replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000, motion_lr=2.5e-4),
+    "cpu_trimmed_lr_half": replace(_TRIMMED, motion_lr=2.5e-4),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
