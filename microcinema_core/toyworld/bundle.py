@@ -119,6 +119,11 @@ PROFILES = {
     "cpu_trimmed_lr": replace(_TRIMMED, motion_lr=1e-3),
     # ... and with half the learning rate there; measured and failed as well
     "cpu_trimmed_lr_half": replace(_TRIMMED, motion_lr=2.5e-4),
+    # the phased recipe with a short v refine (1,000 steps: enough to switch the network to v-prediction; the link
+    # grew as fast in the motion phase from the 4,000-step refine as from the 6,000-step one), the steps saved moved
+    # to the motion and static phases; measured and failed: no direction words after 2,000 motion steps, the motion
+    # phase needs the link the long refine forms (docs/model_cards.md, short-refine pilot)
+    "cpu_refine1k": replace(_CPU, refine_steps=1000, motion_steps=2000, static_steps=1500),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
