@@ -124,6 +124,10 @@ PROFILES = {
     # to the motion and static phases; measured and failed: no direction words after 2,000 motion steps, the motion
     # phase needs the link the long refine forms (docs/model_cards.md, short-refine pilot)
     "cpu_refine1k": replace(_CPU, refine_steps=1000, motion_steps=2000, static_steps=1500),
+    # the trimmed recipe with every v-refine clip drawn from the high-noise end (t >= 850, where only the text tells
+    # the direction; the shipped refine draws half there) and the refine halved; measured to motion 500: the link
+    # formed twice as fast per clip, the samples' appearance was lost (docs/model_cards.md, high-noise refine pilot)
+    "cpu_refine_high": replace(_TRIMMED, refine_steps=2000, refine_fraction=1.0),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
