@@ -113,7 +113,7 @@ PROFILES = {
     # half batches, more updates: every base phase at batch 8 (~0.6x the step time of 16 on 2 cores), the
     # trimmed step counts with the later phases doubled; measured and failed: the text link grows per clip seen,
     # not per update (docs/model_cards.md, batch-8 pilot)
-    "cpu_b8": replace(_CPU, base_batch=8, refine_steps=4000, motion_steps=2000, static_steps=2000),
+    "cpu_b8": replace(_TRIMMED, base_batch=8, motion_steps=2000, static_steps=2000),
     # the trimmed recipe with twice the learning rate in its motion and static phases (the direction words are learnt
     # per clip seen, not per update: the batch-8 pilot); measured and failed: a slower text link (docs/model_cards.md)
     "cpu_trimmed_lr": replace(_TRIMMED, motion_lr=1e-3),
@@ -125,7 +125,7 @@ PROFILES = {
     # phase needs the link the long refine forms (docs/model_cards.md, short-refine pilot)
     "cpu_refine1k": replace(_CPU, refine_steps=1000, motion_steps=2000, static_steps=1500),
     # the trimmed recipe with every v-refine clip drawn from the high-noise end (t >= 850, where only the text tells
-    # the direction; the shipped refine draws half there) and the refine halved; measured to motion 500: the link
+    # the direction; the shipped refine draws half there) and the refine halved; measured to motion 1,000: the link
     # formed twice as fast per clip, the samples' appearance was lost (docs/model_cards.md, high-noise refine pilot)
     "cpu_refine_high": replace(_TRIMMED, refine_steps=2000, refine_fraction=1.0),
     # a few steps of every stage (tests)
