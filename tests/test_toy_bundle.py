@@ -151,3 +151,19 @@ def test_motion_lr_sets_the_motion_and_static_phases_rate_only(tmp_path):
     assert rates == {"eps": profile.lr, "refine": profile.lr, "motion": 1e-3, "static": 1e-3}
     shipped = bundle.model_run("base", bundle.PROFILES["cpu"], tmp_path, seed=0, device="cpu", static=True).train
     assert bundle.PROFILES["cpu"].motion_lr == 0 and shipped.lr == bundle.PROFILES["cpu"].lr == 5e-4
+
+
+def test_the_cpu_profile_trains_its_networks_in_fp32_on_any_cpu(tmp_path, monkeypatch):
+    """The toy U-Net runs faster in fp32 than in bf16 autocast even on an AMX Xeon (docs/training.md), and fp32
+    makes the one command give the same weights on every CPU; "auto" still follows the device."""
+    monkeypatch.setattr(bundle, "training_precision", lambda device: "bf16")   # a CPU with native bf16
+    cpu = bundle.PROFILES["cpu"]
+    phases = [("base", {}), ("base", {"refine": True}), ("base", {"motion": True}), ("base", {"static": True}),
+              ("tsr", {})]
+    assert {bundle.model_run(kind, cpu, tmp_path, 0, "cpu", **flags).train.precision for kind, flags in phases} == {"fp32"}
+    gpu = bundle.model_run("base", bundle.PROFILES["gpu"], tmp_path, 0, "cpu").train
+    assert bundle.PROFILES["gpu"].precision == "auto" and gpu.precision == "bf16"
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="Profile.precision"):
+        bundle.model_run("base", replace(cpu, precision="fp16"), tmp_path, 0, "cpu")

@@ -81,6 +81,11 @@ class Profile:
     # static clips drawn more often): the phased recipe above found them one at a time, at ~4.3 h; this one is
     # sized for the issue's 3 hours. The refine / motion / static steps must then be 0
     single_phase: bool = False
+    # the base and TSR stages' precision: "auto" (bf16 autocast where the device runs it natively, else fp32) or
+    # "fp32" / "bf16". The VAE stage is always "auto": its 64-channel convolutions at 128 px run 2.5x faster in
+    # bf16 on an AMX Xeon, while the toy U-Net's small tensors (8x8 latents) run faster in fp32 there
+    # (docs/training.md, "Precision of the toy bundle")
+    precision: str = "auto"
     vae_eval_count: int = 96        # held-out frames for the VAE's reconstruction PSNR
     calibration_crops: int = 256
 
@@ -90,7 +95,7 @@ class Profile:
 # alone), over the issue's 3-hour budget (the card says what the budget would have cut)
 _CPU = Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16, tsr_clips=600,
                tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64, offset_noise=0.5,
-               refine_steps=6000, motion_steps=3000, static_steps=3000)
+               refine_steps=6000, motion_steps=3000, static_steps=3000, precision="fp32")
 
 _TRIMMED = replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000)   # profile cpu_trimmed
 
@@ -135,6 +140,13 @@ PROFILES = {
 }
 
 
+def model_precision(profile: Profile, device: str) -> str:
+    """The base and TSR stages' training precision (``Profile.precision``; "auto": the device's fast one)."""
+    if profile.precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"Profile.precision must be 'auto', 'fp32' or 'bf16', not {profile.precision!r}")
+    return training_precision(device) if profile.precision == "auto" else profile.precision
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -167,7 +179,7 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         lr=profile.lr, spatial_lr_scale=1.0, new_layer_init=profile.new_layer_init, weight_decay=0.01, warmup_steps=profile.warmup, grad_clip=1.0,
         ema_decay=profile.ema_decay, max_steps=steps,
         max_minutes=profile.base_minutes if kind == "base" else profile.tsr_minutes,
-        precision=training_precision(device), output_dir=str(out / kind), save_every=profile.save_every,
+        precision=model_precision(profile, device), output_dir=str(out / kind), save_every=profile.save_every,
         keep_last=2, log_every=50, resume="auto", export_name=FILES[kind], tensorboard=False,
         sample_every=0, sample_cfg=5.0 if kind == "base" else 1.0, progress_bar=True))
     if kind == "base":
