@@ -83,3 +83,12 @@ def test_tsr_comparison_on_the_shipped_toy_files(smoke_bundle):
     # the report's TSR table
     table = ablations.markdown({"budget_name": "smoke", "budget": {}, "sampling": {}}, {"tsr": results})
     assert "| real_carphone | rife |" in table and "| toy_heldout | truth |" in table
+
+
+def test_rows_train_in_the_cpu_recipes_precision_on_a_cpu_and_bf16_on_a_gpu(tmp_path):
+    """The cpu recipe's fp32 is a CPU measurement (docs/training.md); a row run on a GPU keeps "auto" (bf16)."""
+    from microcinema_core.toyworld.ablations import BUDGETS, row_run
+
+    on_cpu = row_run("concat", BUDGETS["cpu"], tmp_path, tmp_path / "rows", "cpu").train
+    on_gpu = row_run("concat", BUDGETS["gpu"], tmp_path, tmp_path / "rows", "cuda:0").train
+    assert (on_cpu.precision, on_gpu.precision) == ("fp32", "auto")
