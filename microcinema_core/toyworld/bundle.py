@@ -92,7 +92,8 @@ class Profile:
 
 # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px; about 4.3 hours of training on a bf16 CPU
 # (AMX Xeon; the fourth phase on an AVX512-BF16 EPYC), as long in fp32 on an AVX2-only EPYC (1.10 s per step
-# alone), over the issue's 3-hour budget (the card says what the budget would have cut)
+# alone), over the issue's 3-hour budget; with the networks in fp32 the whole command from scratch took 2 h 35 min on
+# a 2-core AMX Xeon (2026-12-04, docs/model_cards.md), but that run validated at 67.6 % (shipped 84.3 %)
 _CPU = Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16, tsr_clips=600,
                tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64, offset_noise=0.5,
                refine_steps=6000, motion_steps=3000, static_steps=3000, precision="fp32")
