@@ -56,6 +56,28 @@ def test_training_never_sees_held_out_pictures_or_phrasings(sources):
     assert held_phrases
 
 
+def test_video_stills_film_frames_of_the_splits_videos_and_leave_the_default_world_unchanged(sources):
+    plain, stills = ToyWorld(sources, "train", seed=2, size=64), ToyWorld(sources, "train", seed=2, size=64,
+                                                                           video_stills=0.6)
+    drawn = [stills.clip(i) for i in range(60)]
+    backdrops = [c for c in drawn if "#" in c.picture]
+    assert 20 <= len(backdrops) <= 50, len(backdrops)     # ~0.6 of the camera and object clips (90 % of all)
+    for clip in backdrops:
+        video, frame = clip.picture.split("#")
+        assert video in sources.video_names("train") and 0 <= int(frame) < len(sources.videos[video])
+        assert clip.motion != "real" and clip.frames.shape == (9, 3, 64, 64)
+    # captions name the video's subject where they name the backdrop (some framings name none)
+    assert sum(stills.sources.subject(c.picture) in c.caption for c in backdrops) >= len(backdrops) // 3
+    # a camera clip over a still moves as its caption says (the flow measure reads it)
+    pan = stills.clip(1000, motion="pan_left", picture="bunny#60")
+    assert classify(video_motion(pan.frames.numpy())) == "pan_left"
+    # 0 draws nothing more: the clips (the evaluation's and the validation's cases among them) are unchanged
+    again = ToyWorld(sources, "train", seed=2, size=64, video_stills=0.0)
+    assert all(torch.equal(plain.clip(i).frames, again.clip(i).frames) for i in range(5))
+    with pytest.raises(ValueError, match="video_stills"):
+        ToyWorld(sources, video_stills=1.5)
+
+
 def test_speed_words_change_the_amplitude(sources):
     world = ToyWorld(sources, "heldout", seed=5)
     slow = video_motion(world.clip(1, motion="pan_right", speed="slow", picture="chelsea").frames.numpy())

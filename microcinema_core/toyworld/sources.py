@@ -65,6 +65,8 @@ class Sources:
         return _split(self.videos, HELD_OUT_VIDEOS, split)
 
     def subject(self, name: str) -> str:
+        """Caption words for a picture, a video, or a still of a video (``"<video>#<frame>"``)."""
+        name = name.partition("#")[0]
         entry = PICTURES.get(name) or VIDEOS.get(name)
         return entry[2]
 

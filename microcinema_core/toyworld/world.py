@@ -8,6 +8,10 @@ What a clip shows: a camera motion over a photo (pans, zooms, rotations, static;
 from one photo moving over another photo (4 directions), or a real clip cut from a real video. Training
 clips use training pictures, paraphrases and framings; ``split="heldout"`` uses only the held-out ones.
 Augmentation: random view size and place, horizontal flips of the source picture, colour jitter.
+``video_stills`` > 0: that share of the camera and object clips films a still frame of one of the split's videos
+instead of a photo (named ``"<video>#<frame>"``): hundreds of backdrops instead of 13 photos, against the
+toy base's gap between training and held-out pictures (docs/model_cards.md). 0 (the default) draws exactly the
+clips it always drew.
 """
 from __future__ import annotations
 
@@ -46,7 +50,10 @@ class ClassMix:
 
 class ToyWorld:
     def __init__(self, sources: Sources, split: str = "train", kind: str = "base", seed: int = 0,
-                 size: int = 128, mix: ClassMix | None = None, motions: tuple | None = None):
+                 size: int = 128, mix: ClassMix | None = None, motions: tuple | None = None,
+                 video_stills: float = 0.0):
+        if not 0.0 <= video_stills <= 1.0:
+            raise ValueError(f"video_stills is a share of clips, in [0, 1]; got {video_stills!r}")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {tuple(KINDS)}, got {kind!r}")
         self.sources, self.split, self.kind, self.seed, self.size = sources, split, kind, seed, size
@@ -54,6 +61,7 @@ class ToyWorld:
         self.motions = motions
         self.pictures = sources.picture_names(split)
         self.videos = sources.video_names(split)
+        self.video_stills = video_stills if self.videos else 0.0
         self.num_frames, self.interval = KINDS[kind]
         self._tensors: dict = {}
 
@@ -79,7 +87,7 @@ class ToyWorld:
         if motion == REAL:
             return self._real_clip(rng)
         if picture is None:
-            picture = self.pictures[int(rng.integers(len(self.pictures)))]
+            picture = self._draw_picture(rng)
         if motion in CAMERA_MOTIONS:
             frames = self._camera_clip(rng, picture, motion, speed)
             text = cap.caption(motion, speed, self.sources.subject(picture), self.split, rng)
@@ -100,7 +108,17 @@ class ToyWorld:
             return OBJECT_MOTIONS[int(rng.integers(len(OBJECT_MOTIONS)))]
         return REAL
 
+    def _draw_picture(self, rng) -> str:
+        if self.video_stills and rng.uniform() < self.video_stills:   # no draw at 0: the default world is unchanged
+            name = self.videos[int(rng.integers(len(self.videos)))]
+            return f"{name}#{int(rng.integers(len(self.sources.videos[name])))}"
+        return self.pictures[int(rng.integers(len(self.pictures)))]
+
     def _picture(self, name: str, flip: bool) -> torch.Tensor:
+        video, _, frame = name.partition("#")
+        if frame:   # a video still: hundreds of them, not kept
+            image = to_tensor(self.sources.videos[video][int(frame)])
+            return image.flip(-1) if flip else image
         key = (name, flip)
         if key not in self._tensors:
             image = to_tensor(self.sources.pictures[name])
