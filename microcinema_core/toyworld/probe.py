@@ -27,8 +27,11 @@ OPPOSITE = {"pan_left": "pan_right", "pan_right": "pan_left", "pan_up": "pan_dow
 from .world import ToyWorld
 
 
-def heldout_cases(sources, count: int, seed: int = 1, motions=CAMERA_MOTIONS, speed=None, size: int = 128):
-    world = ToyWorld(sources, "heldout", "base", seed=seed, size=size)
+def heldout_cases(sources, count: int, seed: int = 1, motions=CAMERA_MOTIONS, speed=None, size: int = 128,
+                  split: str = "heldout"):
+    """Camera clips cycling through ``motions``; ``split="train"``: new clips of the training pictures and phrasings
+    (what tells a model that does not generalise from one that has not learned)."""
+    world = ToyWorld(sources, split, "base", seed=seed, size=size)
     return [world.clip(i, motion=motions[i % len(motions)], speed=speed) for i in range(count)]
 
 

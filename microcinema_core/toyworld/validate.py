@@ -2,6 +2,7 @@
 
     python -m microcinema_core.toyworld.validate --run runs/toy64/base_static [--step 1500] [--cfg 2 3]
     python -m microcinema_core.toyworld.validate --base models/microcinema/microcinema_toy_base.safetensors
+    python -m microcinema_core.toyworld.validate --base ... --split train     # the same on training pictures
 
 The same pictures and phrasings as ``evaluate.py`` (held out from training) but other cases (``--cases-seed`` 7,
 the evaluation's is 2026), so that a setting chosen here is not chosen on the evaluation's own videos. ``--run``
@@ -65,6 +66,8 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, default=108)
     parser.add_argument("--cases-seed", type=int, default=VALIDATION_CASES_SEED)
     parser.add_argument("--cfg", type=float, nargs="+", default=[CFG])
+    parser.add_argument("--split", choices=("heldout", "train"), default="heldout",
+                        help="train: new clips of the training pictures and phrasings (the generalisation gap)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.threads:
@@ -77,11 +80,11 @@ def main(argv=None) -> int:
     vae, text, sources = ToyVAE.load(args.vae), MiniLMTextEncoder(), load_or_gather(args.sources)
     for cfg in args.cfg:
         result, cases, _ = motion_and_keyframe(base, vae, text, sources, args.count, cases_seed=args.cases_seed,
-                                               cfg=cfg)
+                                               cfg=cfg, split=args.split)
         right = [r["measured"] == r["motion"] for r in result["records"]]
         static = [ok for ok, case in zip(right, cases) if case.motion == "static"]
         moving = [ok for ok, case in zip(right, cases) if case.motion != "static"]
-        print(json.dumps({"model": label, "cfg": cfg, "videos": len(cases), "agreement": round(result["agreement"], 4),
+        print(json.dumps({"model": label, "split": args.split, "cfg": cfg, "videos": len(cases), "agreement": round(result["agreement"], 4),
                           "static": f"{sum(static)}/{len(static)}", "moving": f"{sum(moving)}/{len(moving)}",
                           "centre_psnr_db": round(result["centre_psnr_db"], 2),
                           "vae_recon_psnr_db": round(result["vae_recon_psnr_db"], 2),
