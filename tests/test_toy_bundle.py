@@ -34,6 +34,9 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     assert _run(out, sources_file, "--stop-after", "cache_base") == 0
     record = json.loads((out / "bundle.json").read_text())
     assert list(record["stages"]) == ["sources", "vae", "cache_base"]
+    # the base cache films stills of the training videos as the profile asks (Profile.video_stills), the TSR's none
+    pictures = [clip["picture"] for clip in json.loads((out / "cache_base" / "manifest.json").read_text())["clips"]]
+    assert any("#" in p for p in pictures) and any("#" not in p for p in pictures), pictures
     vae_before = load_file(str(out / "vae" / "vae.safetensors"))
     # ... the same command again finishes the rest without redoing what is done
     assert _run(out, sources_file, "--install", str(tmp_path / "models")) == 0
@@ -41,6 +44,8 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     assert list(record["stages"]) == ["sources", "vae", "cache_base", "base", "base_refine", "base_motion",
                                       "base_static", "cache_tsr", "tsr"]
     assert all(stage["done"] for stage in record["stages"].values())
+    tsr_clips = json.loads((out / "cache_tsr" / "manifest.json").read_text())["clips"]
+    assert not any("#" in clip["picture"] for clip in tsr_clips)
     assert record["stages"]["base"]["steps"] == bundle.PROFILES["smoke"].base_steps
     # the second base phase starts from the first phase's export, with the high-noise emphasis on
     refine = record["stages"]["base_refine"]

@@ -145,7 +145,8 @@ PROFILES = {
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
-                     vae_eval_count=4, calibration_crops=4, refine_steps=1, motion_steps=1, static_steps=1),
+                     vae_eval_count=4, calibration_crops=4, refine_steps=1, motion_steps=1, static_steps=1,
+                     video_stills=0.5),
 }
 
 
