@@ -85,6 +85,21 @@ def test_generate_is_deterministic_for_a_seed_and_reports_progress(model):
     assert a.shape == (9, 4, 8, 8)
 
 
+def test_denoise_below_one_starts_from_the_appearance_input(model):
+    z = torch.randn(1, 4, 8, 8)
+    ctx = torch.randn(1, 77, 64)
+    full = generate(model, z, ctx, None, steps=4, cfg=1.0, seed=3)
+    part = generate(model, z, ctx, None, steps=4, cfg=1.0, seed=3, denoise=0.3)
+    slight = generate(model, z, ctx, None, steps=4, cfg=1.0, seed=3, denoise=0.02)
+    assert part.shape == full.shape and not torch.equal(part, full)
+    reference = z.expand(9, -1, -1, -1)        # the base's AppearNet input: the keyframe in every frame
+    errors = [float((v - reference).pow(2).mean()) for v in (full, part, slight)]
+    assert errors[2] < errors[1] < errors[0], errors     # the less noise added, the nearer the start it ends
+    assert errors[2] < 0.05
+    with pytest.raises(ValueError, match="denoise"):
+        generate(model, z, ctx, None, steps=4, cfg=1.0, denoise=0.0)
+
+
 def test_cancel_from_the_callback_stops_sampling(model):
     class Cancelled(Exception):
         pass

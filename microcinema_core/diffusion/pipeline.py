@@ -47,12 +47,14 @@ class GuidedDenoiser:
 def generate(model, cond_latents: torch.Tensor, context: torch.Tensor, uncond_context: Optional[torch.Tensor] = None,
              *, num_frames: Optional[int] = None, steps: int = 50, cfg: float = 7.5, lam: Optional[float] = None,
              gamma: float = 0.02, seed: int = 0, sampler: str = "euler", scheduler: str = "normal",
-             callback: Optional[StepCallback] = None) -> torch.Tensor:
+             denoise: float = 1.0, callback: Optional[StepCallback] = None) -> torch.Tensor:
     """Video latent ``[B*N,4,h,w]`` for keyframe latents ``[B,4,h,w]`` (base) or ``[B,2,4,h,w]`` (TSR).
 
     ``lam`` defaults to the checkpoint's training lambda; ``gamma`` shifts the prior at inference
     (0.02 in the paper's FVD runs). ``sampler``: ``euler`` (the paper's, exact for the prior) or
-    ``euler_ancestral`` (prior-corrected re-injected noise).
+    ``euler_ancestral`` (prior-corrected re-injected noise). ``denoise`` < 1 starts part-way, from AppearNet's input
+    (the keyframe repeated; for TSR the interpolation of the two given frames) noised to the first of ``steps``
+    sigmas, as ComfyUI's KSampler does with that latent and ``denoise``; the prior's mean is added as usual.
     """
     config = model.config
     num_frames = int(num_frames or config.num_frames)
@@ -61,11 +63,13 @@ def generate(model, cond_latents: torch.Tensor, context: torch.Tensor, uncond_co
         raise MicroCinemaInputError("keyframe latent contains NaN/inf: re-encode the keyframe (fp32 or bf16 VAE)")
     appearance = appearance_sequence(config.kind, cond_latents, num_frames)
     schedule = DiscreteSchedule.from_config(config)
-    sigmas = schedule.sigmas_for(steps, scheduler)
+    sigmas = schedule.sigmas_for(steps, scheduler, denoise=denoise)
     generator = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(appearance.shape, generator=generator).to(appearance.device)
     mean = prior_mean(appearance.float(), lam, gamma)
-    x = start_latent(noise, mean, float(sigmas[0]))
+    partial = denoise < 1.0
+    x = start_latent(noise, mean, float(sigmas[0]), latent=appearance.float() if partial else None,
+                     max_denoise=not partial)
     denoiser = GuidedDenoiser(model, schedule, context, uncond_context, appearance, num_frames, cfg)
     if sampler == "euler":
         return sample_euler(denoiser, x, sigmas, callback=callback)
