@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -158,32 +159,27 @@ def tsr_vs_blend(tsr, vae, text, sources, count: int) -> dict:
     size = tsr.config.resolution
     for name, clips in (("toy_heldout", _toy_tsr_clips(sources, count, size)),
                         ("real_carphone", _real_tsr_clips(sources, count, size))):
-        ours, blend, latent_blend, ceiling, ours_mse, blend_mse, started, started_mse = [], [], [], [], [], [], [], []
+        psnrs, mses = defaultdict(list), defaultdict(list)   # per frame (dB) / per clip, by candidate
         for i, truth in enumerate(clips):
-            n = truth.shape[0]
+            n, middle = truth.shape[0], truth[1:-1]
             with torch.no_grad():
                 ends = vae.encode(truth[[0, -1]])
-                video = generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0, gamma=GAMMA,
-                                 seed=SEED + i)
-                restored = vae.decode(video[1:-1])
-                between, true_between = _blend(ends[0], ends[1], n), vae.encode(truth[1:-1])
-                latent_blend.append(psnr(vae.decode(between), truth[1:-1]))
-                ceiling.append(psnr(vae.decode(true_between), truth[1:-1]))
-                ours_mse.append(float((video[1:-1].float() - true_between).pow(2).mean()))
-                from_blend = generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0, gamma=GAMMA,
-                                      seed=SEED + i, denoise=TSR_FROM_BLEND_DENOISE)[1:-1].float()
-                started.append(psnr(vae.decode(from_blend), truth[1:-1]))
-                started_mse.append(float((from_blend - true_between).pow(2).mean()))
-                blend_mse.append(float((between - true_between).pow(2).mean()))
-            ours.append(psnr(restored, truth[1:-1]))
-            blend.append(psnr(_blend(truth[0], truth[-1], n), truth[1:-1]))
-        ours, blend, latent_blend = torch.cat(ours), torch.cat(blend), torch.cat(latent_blend)
-        results[name] = {"clips": len(clips), "tsr_psnr_db": float(ours.mean()), "blend_psnr_db": float(blend.mean()),
-                         "latent_blend_psnr_db": float(latent_blend.mean()),
-                         "vae_ceiling_psnr_db": float(torch.cat(ceiling).mean()),
-                         "tsr_latent_mse": float(np.mean(ours_mse)), "latent_blend_latent_mse": float(np.mean(blend_mse)),
-                         "tsr_from_blend_psnr_db": float(torch.cat(started).mean()),
-                         "tsr_from_blend_latent_mse": float(np.mean(started_mse)),
+                true_latents = vae.encode(middle)
+                latents = {"tsr": generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0,
+                                           gamma=GAMMA, seed=SEED + i)[1:-1].float(),
+                           "latent_blend": _blend(ends[0], ends[1], n),
+                           "tsr_from_blend": generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0,
+                                                      gamma=GAMMA, seed=SEED + i,
+                                                      denoise=TSR_FROM_BLEND_DENOISE)[1:-1].float(),
+                           "vae_ceiling": true_latents}
+                for key, value in latents.items():
+                    psnrs[key].append(psnr(vae.decode(value), middle))
+                    mses[key].append(float((value - true_latents).pow(2).mean()))
+            psnrs["blend"].append(psnr(_blend(truth[0], truth[-1], n), middle))
+        ours, blend, latent_blend = (torch.cat(psnrs[k]) for k in ("tsr", "blend", "latent_blend"))
+        results[name] = {"clips": len(clips),
+                         **{f"{k}_psnr_db": float(torch.cat(v).mean()) for k, v in psnrs.items()},
+                         **{f"{k}_latent_mse": float(np.mean(mses[k])) for k in ("tsr", "latent_blend", "tsr_from_blend")},
                          "tsr_better_fraction": float((ours > blend).float().mean()),
                          "tsr_better_than_latent_blend_fraction": float((ours > latent_blend).float().mean())}
     return results
