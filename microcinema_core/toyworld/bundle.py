@@ -87,7 +87,7 @@ class Profile:
     # (docs/training.md, "Precision of the toy bundle")
     precision: str = "auto"
     # the share of the base cache's camera and object clips that film a still frame of a training video instead of
-    # one of the 13 training photos (ToyWorld.video_stills): the shipped base agrees with the prompt on 98 % of
+    # one of the 13 training photos (ToyWorld.video_stills): the shipped base agrees with the prompt on 96 % of
     # videos of training pictures and 85 % of held-out ones (docs/model_cards.md); 0: the photos only
     video_stills: float = 0.0
     vae_eval_count: int = 96        # held-out frames for the VAE's reconstruction PSNR
