@@ -84,7 +84,8 @@ def main(argv=None) -> int:
         right = [r["measured"] == r["motion"] for r in result["records"]]
         static = [ok for ok, case in zip(right, cases) if case.motion == "static"]
         moving = [ok for ok, case in zip(right, cases) if case.motion != "static"]
-        print(json.dumps({"model": label, "split": args.split, "cfg": cfg, "videos": len(cases), "agreement": round(result["agreement"], 4),
+        print(json.dumps({"model": label, "split": args.split, "cfg": cfg, "videos": len(cases),
+                          "agreement": round(result["agreement"], 4),
                           "static": f"{sum(static)}/{len(static)}", "moving": f"{sum(moving)}/{len(moving)}",
                           "centre_psnr_db": round(result["centre_psnr_db"], 2),
                           "vae_recon_psnr_db": round(result["vae_recon_psnr_db"], 2),
