@@ -79,3 +79,20 @@ def test_tsr_comparison_scores_every_candidate_and_the_blend_start_stays_near_th
             assert row[f"{key}_psnr_db"] <= row["vae_ceiling_psnr_db"] + 0.5, (key, row)
         assert row["tsr_from_blend_latent_mse"] < 0.5 * row["tsr_latent_mse"], row
         assert row["blend_psnr_db"] > row["vae_ceiling_psnr_db"], row   # the pixel blend never meets the 18-dB VAE
+
+
+def test_validate_scores_the_training_pictures_with_split_train(tmp_path, capsys):
+    import json
+
+    from microcinema_core.toyworld import validate
+
+    sources = tmp_path / "sources.npz"
+    base = MODELS / "microcinema" / "microcinema_toy_base.safetensors"
+    vae = MODELS / "vae" / "microcinema_toy_vae.safetensors"
+    for split in ("train", "heldout"):
+        assert validate.main(["--base", str(base), "--vae", str(vae), "--sources", str(sources), "--split", split,
+                              "--count", "2"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["split"] for r in rows] == ["train", "heldout"] and all(r["videos"] == 2 for r in rows)
+    # other pictures, so other keyframes: the VAE's own reconstruction of them differs
+    assert rows[0]["vae_recon_psnr_db"] != rows[1]["vae_recon_psnr_db"]
