@@ -165,13 +165,12 @@ def tsr_vs_blend(tsr, vae, text, sources, count: int) -> dict:
             with torch.no_grad():
                 ends = vae.encode(truth[[0, -1]])
                 true_latents = vae.encode(middle)
-                latents = {"tsr": generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0,
-                                           gamma=GAMMA, seed=SEED + i)[1:-1].float(),
-                           "latent_blend": _blend(ends[0], ends[1], n),
-                           "tsr_from_blend": generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0,
-                                                      gamma=GAMMA, seed=SEED + i,
-                                                      denoise=TSR_FROM_BLEND_DENOISE)[1:-1].float(),
-                           "vae_ceiling": true_latents}
+                def in_between(denoise: float) -> torch.Tensor:
+                    return generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0, gamma=GAMMA,
+                                    seed=SEED + i, denoise=denoise)[1:-1].float()
+
+                latents = {"tsr": in_between(1.0), "latent_blend": _blend(ends[0], ends[1], n),
+                           "tsr_from_blend": in_between(TSR_FROM_BLEND_DENOISE), "vae_ceiling": true_latents}
                 for key, value in latents.items():
                     psnrs[key].append(psnr(vae.decode(value), middle))
                     mses[key].append(float((value - true_latents).pow(2).mean()))
