@@ -76,13 +76,15 @@ def comfy_sd21_unet(config: MicroCinemaConfig, seed: int = 0, dtype=torch.float3
 
 
 def randomize_(module: torch.nn.Module, seed: int = 0) -> None:
-    """Fill every parameter with random values scaled by fan-in (norm weights around 1)."""
-    g = torch.Generator().manual_seed(seed)
+    """Fill every parameter with random values scaled by fan-in (norm weights around 1), drawn on the device
+    the parameters live on (a full-size model on a GPU is filled there; on the CPU the values are as before)."""
+    device = next(module.parameters()).device
+    g = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, p in module.named_parameters():
             if p.ndim == 1:
                 base = 1.0 if name.endswith("weight") else 0.0
-                p.copy_(base + 0.1 * torch.randn(p.shape, generator=g))
+                p.copy_(base + 0.1 * torch.randn(p.shape, generator=g, device=device))
             else:
                 fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=g) / fan_in ** 0.5)
+                p.copy_(torch.randn(p.shape, generator=g, device=device) / fan_in ** 0.5)

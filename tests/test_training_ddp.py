@@ -93,3 +93,16 @@ def test_fsdp_two_processes_with_a_resume_match_one_process(tmp_path):
 
     train(one)
     assert_same_update(cache, tmp_path / "fsdp", tmp_path / "one")
+
+
+def test_a_bare_cuda_device_gets_this_process_gpu_index():
+    """``--device cuda`` reached ``torch.cuda.set_device("cuda")``, which needs an index (it failed on an H200,
+    docs/benchmarks.md); the index is the process's LOCAL_RANK, an explicit one is kept, the CPU stays the CPU."""
+    from microcinema_core.training.distributed import process_device
+
+    assert process_device("cuda", local_rank=0) == torch.device("cuda", 0)
+    assert process_device("cuda", local_rank=3) == torch.device("cuda", 3)
+    assert process_device("cuda:1", local_rank=3) == torch.device("cuda", 1)
+    assert process_device("cpu", local_rank=2) == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert process_device(None, local_rank=1) == torch.device("cpu")

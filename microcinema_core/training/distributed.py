@@ -33,14 +33,21 @@ class DistContext:
         return self.rank == 0
 
 
+def process_device(device: Optional[str], local_rank: int) -> torch.device:
+    """This process's device: ``None`` picks its GPU (``cuda:<LOCAL_RANK>``) or the CPU; a bare ``"cuda"`` (the CLIs'
+    ``--device cuda``) gets the index, which ``torch.cuda.set_device`` requires."""
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    return torch.device("cuda", local_rank) if dev.type == "cuda" and dev.index is None else dev
+
+
 def init_distributed(device: Optional[str] = None) -> DistContext:
     """Join (or make) the process group and pick this process's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = process_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     backend = "nccl" if dev.type == "cuda" else "gloo"

@@ -8,10 +8,11 @@ parts of torchvision import. Users with a matching torch/torchvision pair never 
 try:
     import torch
 
-    for _name, _schema in (
+    # a CUDA build of torch has a matching torchvision whose C++ library defines these ops itself
+    for _name, _schema in (() if torch.version.cuda else (
         ("nms", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"),
         ("qnms", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"),
-    ):
+    )):
         try:
             torch.library.define(f"torchvision::{_name}", _schema)
         except RuntimeError:
