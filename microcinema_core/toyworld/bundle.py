@@ -140,8 +140,8 @@ PROFILES = {
     "cpu_refine_high": replace(_TRIMMED, refine_steps=2000, refine_fraction=1.0),
     # the phased recipe on a base cache where half the camera and object clips film stills of the training videos
     # (Profile.video_stills); its motion and static phases from the third run's v-refine export validated at 87.0 %
-    # (the shipped lineage 84.3 %), one video short of the bar set before the pilot; not yet run from scratch
-    # (docs/model_cards.md, "video-stills pilot")
+    # (the shipped lineage 84.3 %), one video short of the bar set before the pilot; from scratch: measured and failed,
+    # 66.7 % (docs/model_cards.md, "video-stills pilot", "cpu_stills from scratch")
     "cpu_stills": replace(_CPU, video_stills=0.5),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
