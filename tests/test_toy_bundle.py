@@ -172,3 +172,19 @@ def test_the_cpu_profile_trains_its_networks_in_fp32_on_any_cpu(tmp_path, monkey
 
     with pytest.raises(ValueError, match="Profile.precision"):
         bundle.model_run("base", replace(cpu, precision="fp16"), tmp_path, 0, "cpu")
+
+
+def test_the_bf16_profile_is_the_cpu_profile_with_every_network_phase_in_bf16(tmp_path):
+    """cpu_bf16 measures the precision alone (docs/model_cards.md, "bf16 from scratch"): every other setting, and
+    every phase's run settings but the precision, are the cpu profile's."""
+    from dataclasses import asdict
+
+    cpu, bf16 = bundle.PROFILES["cpu"], bundle.PROFILES["cpu_bf16"]
+    assert {k: v for k, v in asdict(bf16).items() if asdict(cpu)[k] != v} == {"precision": "bf16"}
+    phases = [("base", {}), ("base", {"refine": True}), ("base", {"motion": True}), ("base", {"static": True}),
+              ("tsr", {})]
+    for kind, flags in phases:
+        ours = asdict(bundle.model_run(kind, bf16, tmp_path, 0, "cpu", **flags).train)
+        theirs = asdict(bundle.model_run(kind, cpu, tmp_path, 0, "cpu", **flags).train)
+        assert ours.pop("precision") == "bf16" and theirs.pop("precision") == "fp32"
+        assert ours == theirs, (kind, flags)
