@@ -38,8 +38,8 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     pictures = [clip["picture"] for clip in json.loads((out / "cache_base" / "manifest.json").read_text())["clips"]]
     assert any("#" in p for p in pictures) and any("#" not in p for p in pictures), pictures
     vae_before = load_file(str(out / "vae" / "vae.safetensors"))
-    # ... the same command again finishes the rest without redoing what is done
-    assert _run(out, sources_file, "--install", str(tmp_path / "models")) == 0
+    # ... the same command again finishes the rest without redoing what is done (probing each phase's end only)
+    assert _run(out, sources_file, "--install", str(tmp_path / "models"), "--probes", "last") == 0
     record = json.loads((out / "bundle.json").read_text())
     assert list(record["stages"]) == ["sources", "vae", "cache_base", "base", "base_refine", "base_motion",
                                       "base_static", "cache_tsr", "tsr"]
@@ -68,6 +68,10 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     assert static["motion_repeats"] == bundle.PROFILES["smoke"].static_repeats and static["reverse_rate"] == 0.5
     assert json.loads((out / "base_static" / "run_config.json").read_text())["train"]["static_when_dropped"]
     assert {"probe_tsr_psnr", "probe_blend_psnr", "probe_latent_blend_psnr"} <= set(probes["tsr"][-1])
+    smoke = bundle.PROFILES["smoke"]
+    assert {phase: [p["step"] for p in rows] for phase, rows in probes.items()} == {
+        "base": [smoke.base_steps], "base_refine": [smoke.refine_steps], "base_motion": [smoke.motion_steps],
+        "base_static": [smoke.static_steps], "tsr": [smoke.tsr_steps]}
     # the installed files: fp16 MicroCinema checkpoints with the training recipe in their metadata
 
     for kind in ("base", "tsr"):
@@ -188,3 +192,28 @@ def test_the_bf16_profile_is_the_cpu_profile_with_every_network_phase_in_bf16(tm
         theirs = asdict(bundle.model_run(kind, cpu, tmp_path, 0, "cpu", **flags).train)
         assert ours.pop("precision") == "bf16" and theirs.pop("precision") == "fp32"
         assert ours == theirs, (kind, flags)
+
+
+
+def test_probes_last_scores_each_phase_once_and_trains_the_same_weights(tmp_path, sources_file):
+    """--probes last (the budget run) skips the probes of all but each phase's last checkpoint; the probes only
+    score, so the weights are those of a run that probes every checkpoint."""
+    import shutil
+
+    shared = tmp_path / "shared"
+    assert _run(shared, sources_file, "--stop-after", "cache_base") == 0   # one VAE and cache for both runs
+    records, weights = {}, {}
+    for mode in ("every", "last"):
+        out = tmp_path / mode
+        shutil.copytree(shared, out)
+        assert _run(out, sources_file, "--stop-after", "base", "--probes", mode) == 0
+        records[mode] = json.loads((out / "bundle.json").read_text())
+        weights[mode] = load_file(str(out / "base" / bundle.FILES["base"]))
+    steps = bundle.PROFILES["smoke"].base_steps
+    assert [p["step"] for p in records["every"]["probes"]["base"]] == list(range(1, steps + 1))
+    assert [p["step"] for p in records["last"]["probes"]["base"]] == [steps]
+    assert records["last"]["stages"]["base"]["probes"] == "last"
+    assert weights["every"].keys() == weights["last"].keys()
+    assert all(torch.equal(weights["every"][k], weights["last"][k]) for k in weights["every"])
+    with pytest.raises(SystemExit):
+        bundle.main(["--out", str(tmp_path / "x"), "--profile", "smoke", "--probes", "sometimes"])

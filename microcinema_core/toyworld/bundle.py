@@ -255,10 +255,16 @@ def final_model_dir(out: Path, kind: str, profile: Profile) -> Path:
     return out / ("base_refine" if kind == "base" and profile.refine_steps else kind)
 
 
+PROBES = ("every", "last")   # sample probes at every checkpoint of a phase, or at its last one only
+
+
 class Bundle:
-    def __init__(self, out: Path, profile: Profile, seed: int, device: str, text_model_dir: Optional[str]):
+    def __init__(self, out: Path, profile: Profile, seed: int, device: str, text_model_dir: Optional[str],
+                 probes: str = "every"):
+        if probes not in PROBES:
+            raise ValueError(f"probes must be one of {PROBES}, not {probes!r}")
         self.out, self.profile, self.seed, self.device = out, profile, seed, device
-        self.text_model_dir = text_model_dir
+        self.text_model_dir, self.probes = text_model_dir, probes
         self.record_path = out / "bundle.json"
         self.record = json.loads(self.record_path.read_text()) if self.record_path.exists() else {
             "seed": seed, "profile": asdict(profile), "model": TOY_MODEL, "stages": {}}
@@ -358,6 +364,8 @@ class Bundle:
         def on_checkpoint(step, model, ema):
             from ..models.microcinema import MicroCinemaModel
 
+            if self.probes == "last" and step < run.train.max_steps and run.train.max_minutes is None:
+                return None   # a wall-clock-capped phase (gpu profile) cannot tell its last checkpoint: every one
             shadow = MicroCinemaModel(model.config).to(probe_device)
             shadow.load_state_dict(model.state_dict())
             if ema is not None:
@@ -389,7 +397,7 @@ class Bundle:
                     if run.train.static_when_dropped else {}),
                  } if run.train.init or (kind == "base" and self.profile.single_phase) else {}   # settings past phase 1's
         return {**extra, "steps": result.step, "batch": run.train.batch_size, "lr": run.train.lr,
-                "precision": run.train.precision, "export": str(result.export_path)}
+                "precision": run.train.precision, "probes": self.probes, "export": str(result.export_path)}
 
     def run(self, stop_after: Optional[str] = None) -> None:
         stages = [("sources", lambda: (self.sources(), {})[1]), ("vae", self.train_vae),
@@ -474,6 +482,10 @@ def main(argv=None) -> int:
     parser.add_argument("--stop-after", default=None, help="stop after this stage (sources, vae, cache_base, ...)")
     parser.add_argument("--install", default=None, help="write fp16 copies into this models folder at the end")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--probes", default="every", choices=PROBES,
+                        help="sample probes (18 held-out videos + the text-reliance probe, ~1 min each on 2 CPU cores) "
+                             "at every checkpoint of a network phase, or at its last one only (~20 min less for --profile "
+                             "cpu); they only score, the weights are the same either way")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -482,7 +494,7 @@ def main(argv=None) -> int:
         device = "cuda:0"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bundle = Bundle(out, PROFILES[args.profile], args.seed, device, args.text_model_dir)
+    bundle = Bundle(out, PROFILES[args.profile], args.seed, device, args.text_model_dir, probes=args.probes)
     bundle.run(args.stop_after)
     if args.install and args.stop_after is None:
         print(json.dumps(bundle.install(Path(args.install)), indent=1))
