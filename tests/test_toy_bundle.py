@@ -20,6 +20,11 @@ def sources_file(tmp_path_factory):
     return path
 
 
+# every network phase of a profile, as model_run's (kind, flags)
+NETWORK_PHASES = [("base", {}), ("base", {"refine": True}), ("base", {"motion": True}), ("base", {"static": True}),
+                  ("tsr", {})]
+
+
 def _run(out, sources_file, *extra):
     out.mkdir(parents=True, exist_ok=True)
     target = out / "sources.npz"
@@ -167,9 +172,7 @@ def test_the_cpu_profile_trains_its_networks_in_fp32_on_any_cpu(tmp_path, monkey
     makes the one command give the same weights on every CPU; "auto" still follows the device."""
     monkeypatch.setattr(bundle, "training_precision", lambda device: "bf16")   # a CPU with native bf16
     cpu = bundle.PROFILES["cpu"]
-    phases = [("base", {}), ("base", {"refine": True}), ("base", {"motion": True}), ("base", {"static": True}),
-              ("tsr", {})]
-    assert {bundle.model_run(kind, cpu, tmp_path, 0, "cpu", **flags).train.precision for kind, flags in phases} == {"fp32"}
+    assert {bundle.model_run(kind, cpu, tmp_path, 0, "cpu", **flags).train.precision for kind, flags in NETWORK_PHASES} == {"fp32"}
     gpu = bundle.model_run("base", bundle.PROFILES["gpu"], tmp_path, 0, "cpu").train
     assert bundle.PROFILES["gpu"].precision == "auto" and gpu.precision == "bf16"
     from dataclasses import replace
@@ -185,14 +188,11 @@ def test_the_bf16_profile_is_the_cpu_profile_with_every_network_phase_in_bf16(tm
 
     cpu, bf16 = bundle.PROFILES["cpu"], bundle.PROFILES["cpu_bf16"]
     assert {k: v for k, v in asdict(bf16).items() if asdict(cpu)[k] != v} == {"precision": "bf16"}
-    phases = [("base", {}), ("base", {"refine": True}), ("base", {"motion": True}), ("base", {"static": True}),
-              ("tsr", {})]
-    for kind, flags in phases:
+    for kind, flags in NETWORK_PHASES:
         ours = asdict(bundle.model_run(kind, bf16, tmp_path, 0, "cpu", **flags).train)
         theirs = asdict(bundle.model_run(kind, cpu, tmp_path, 0, "cpu", **flags).train)
         assert ours.pop("precision") == "bf16" and theirs.pop("precision") == "fp32"
         assert ours == theirs, (kind, flags)
-
 
 
 def test_probes_last_scores_each_phase_once_and_trains_the_same_weights(tmp_path, sources_file):
