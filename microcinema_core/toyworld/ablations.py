@@ -113,8 +113,8 @@ def row_run(name: str, budget: Budget, bundle: Path, out: Path, device: str):
     t.max_steps, t.batch_size, t.lr, t.warmup_steps = budget.steps, budget.batch, budget.lr, budget.warmup
     t.high_noise_fraction = budget.high_noise_fraction
     t.max_minutes = None
-    if not device.startswith("cpu"):
-        t.precision = "auto"   # the cpu recipe's fp32 is a CPU measurement (docs/training.md); a GPU runs bf16
+    # the rows' CPU budget was measured in fp32 (docs/training.md) and stays so on every CPU; a GPU runs bf16
+    t.precision = "fp32" if device.startswith("cpu") else "auto"
     t.save_every = max(1, min(500, budget.steps))
     t.output_dir = str(out / name)
     t.export_name = FILES["base"]

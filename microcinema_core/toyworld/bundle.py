@@ -15,7 +15,9 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -94,13 +96,14 @@ class Profile:
     calibration_crops: int = 256
 
 
-# 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px; about 4.3 hours of training on a bf16 CPU
-# (AMX Xeon; the fourth phase on an AVX512-BF16 EPYC), as long in fp32 on an AVX2-only EPYC (1.10 s per step
-# alone), over the issue's 3-hour budget; with the networks in fp32 the whole command from scratch took 2 h 35 min on
-# a 2-core AMX Xeon (2026-12-04, docs/model_cards.md), but that run validated at 67.6 % (shipped 84.3 %)
+# 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px. The base and TSR networks train in bf16
+# autocast where the CPU has native bf16 (AVX512-BF16 / AMX) and in fp32 elsewhere ("auto"): the two runs from scratch
+# in fp32 validated at 67.6 / 66.7 %, the two bf16 lineages at 84.3 / 84.3 % (docs/model_cards.md, "bf16 from
+# scratch"). Wall time: on a 2-core AVX512-BF16 EPYC bf16 costs what fp32 does per step; on a 2-core AMX Xeon bf16
+# is ~1.3x slower than fp32 (the fp32 command took 2 h 35 min there); on an AVX2-only CPU fp32 runs ~2x slower
 _CPU = Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16, tsr_clips=600,
                tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64, offset_noise=0.5,
-               refine_steps=6000, motion_steps=3000, static_steps=3000, precision="fp32")
+               refine_steps=6000, motion_steps=3000, static_steps=3000, precision="auto")
 
 _TRIMMED = replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000)   # profile cpu_trimmed
 
@@ -143,10 +146,11 @@ PROFILES = {
     # (the shipped lineage 84.3 %), one video short of the bar set before the pilot; from scratch: measured and failed,
     # 66.7 % (docs/model_cards.md, "video-stills pilot", "cpu_stills from scratch")
     "cpu_stills": replace(_CPU, video_stills=0.5),
-    # the cpu profile with the base and TSR stages in bf16 autocast, the precision of the shipped base's first two
-    # phases (the two fp32 runs from scratch validated at 67-68 %, the shipped bf16 lineage at 84 %); under
-    # measurement (docs/model_cards.md, "bf16 from scratch"). Only on a CPU with native bf16
+    # the cpu profile with the base and TSR stages forced to one precision (the cpu profile picks bf16 where the CPU
+    # has it natively): bf16 validated at 84.3 %, fp32 at 67.6 / 66.7 % (docs/model_cards.md, "bf16 from scratch");
+    # bf16 only on a CPU with native bf16 (~100x slower elsewhere)
     "cpu_bf16": replace(_CPU, precision="bf16"),
+    "cpu_fp32": replace(_CPU, precision="fp32"),
     # a few steps of every stage (tests)
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
@@ -299,8 +303,14 @@ class Bundle:
             return
         print(f"[bundle] {name} ...", flush=True)
         t0 = time.perf_counter()
-        info = fn() or {}
         previous = self.record["stages"].get(name, {}).get("seconds", 0.0)
+        try:
+            info = fn() or {}
+        except BaseException:   # Ctrl-C / an error: keep the stage's time so far, so a resumed run's total is whole
+            self.record["stages"][name] = {"done": False, "seconds": round(previous + time.perf_counter() - t0, 1),
+                                           "machine": machine()}
+            self._save_record()
+            raise
         self.record["stages"][name] = {"done": True, "seconds": round(previous + time.perf_counter() - t0, 1),
                                        "machine": machine(), **info}
         self._save_record()
@@ -470,6 +480,10 @@ def _import_everything() -> None:
         importlib.import_module(name, __package__)
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
     _import_everything()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -482,11 +496,21 @@ def main(argv=None) -> int:
     parser.add_argument("--stop-after", default=None, help="stop after this stage (sources, vae, cache_base, ...)")
     parser.add_argument("--install", default=None, help="write fp16 copies into this models folder at the end")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--probes", default="every", choices=PROBES,
+    parser.add_argument("--probes", default="last", choices=PROBES,
                         help="sample probes (18 held-out videos + the text-reliance probe, ~1 min each on 2 CPU cores) "
-                             "at every checkpoint of a network phase, or at its last one only (~20 min less for --profile "
-                             "cpu); they only score, the weights are the same either way")
+                             "at every checkpoint of a network phase, or at its last one only (the default: ~20 min less "
+                             "for --profile cpu); they only score, the weights are the same either way")
     args = parser.parse_args(argv)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if on_main_thread else None
+    try:   # a stopped run records its stage's time so far (Bundle._stage)
+        return _retrain(args)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _retrain(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or default_device()
