@@ -14,7 +14,7 @@ from .errors import CheckpointError
 
 KINDS = ("base", "tsr")
 INJECTION_MODES = ("concat", "add_dec", "add_encdec", "add_encdec_spade")
-PREDICTIONS = ("eps", "v")
+PREDICTIONS = ("eps", "v", "x0_residual")
 FORMAT_VERSION = 1
 
 
@@ -45,7 +45,9 @@ class MicroCinemaConfig:
     noise_prior_lambda: float = 0.03
     # diffusion (tab. 3): eps-prediction, 1000 steps, linear betas. prediction "v": the network's head
     # predicts v = sqrt(abar) eps - sqrt(1-abar) z_0 (SD2.1-768's parameterisation) and forward() converts it
-    # to eps, so samplers and hosts still see an eps model (models/microcinema.py)
+    # to eps, so samplers and hosts still see an eps model (models/microcinema.py). "x0_residual" (not in the
+    # paper; the toy TSR): the head predicts z_0 minus AppearNet's input, so an untrained network already gives
+    # the first/last interpolation and training learns only the correction
     num_train_timesteps: int = 1000
     beta_start: float = 0.00085
     beta_end: float = 0.012

@@ -35,6 +35,19 @@ def test_interpolate_video_with_a_tiny_tsr_model():
     assert torch.isfinite(video).all()
 
 
+def test_an_untrained_residual_tsr_model_fills_in_the_linear_interpolation():
+    """prediction "x0_residual" (the toy TSR): the head's zero start means z_0 = the first/last interpolation, so
+    every sampled in-between frame is that blend (a wrong eps conversion or head init gives noise)."""
+    torch.manual_seed(0)
+    model = MicroCinemaModel(MicroCinemaConfig.tiny("tsr", prediction="x0_residual")).eval()
+    frames = torch.randn(3, 4, 8, 8)
+    video = interpolate_video(model, frames, torch.randn(1, 77, 64), passes=1, steps=4, pairs_per_batch=1)
+    weights = torch.linspace(0, 1, 5).view(5, 1, 1, 1)
+    blend = torch.cat([(1 - weights[:-1]) * frames[i] + weights[:-1] * frames[i + 1] for i in range(2)] + [frames[2:]])
+    assert video.shape == (9, 4, 8, 8)
+    assert torch.allclose(video, blend, atol=1e-4), (video - blend).abs().max()
+
+
 def test_errors_name_the_problem():
     with pytest.raises(MicroCinemaInputError, match="frames >= 2"):
         adjacent_pairs(torch.zeros(1, 4, 8, 8))

@@ -137,6 +137,22 @@ def test_tsr_frame_count_endpoints_and_batch_invariance(pack):
     assert two["samples"].shape[0] == 17  # 2 -> 5 -> 17
 
 
+def test_an_untrained_residual_tsr_model_gives_the_interpolation_through_the_stock_sampler(pack):
+    """prediction "x0_residual" (the toy TSR) seen by ComfyUI as an eps model: with its head at zero, every step's
+    denoised clip is the first/last interpolation, so the node returns the linear blend of the given frames."""
+    net = tiny_model("tsr", **SMALL, prediction="x0_residual")
+    with torch.no_grad():
+        net.unet.out[2].weight.zero_()
+        net.unet.out[2].bias.zero_()
+    model = pack.nodes.comfy_model.wrap_model(net)
+    frames = torch.randn(2, 4, 8, 8)
+    (out,) = pack.nodes.tsr.MicroCinemaTSRInterpolate().interpolate(model, EmptyPromptClip(), 1, 0, 3, 1.0, 0.02,
+                                                                     -1.0, 8, video_latent={"samples": frames})
+    weights = torch.linspace(0, 1, 5).view(5, 1, 1, 1)
+    blend = (1 - weights) * frames[0] + weights * frames[1]
+    assert torch.allclose(out["samples"], blend, atol=1e-4), (out["samples"] - blend).abs().max()
+
+
 def test_kind_and_model_type_errors(pack):
     errors = pytest.importorskip("microcinema_core.errors")
     base = pack.nodes.comfy_model.wrap_model(tiny_model("base", **SMALL))

@@ -83,7 +83,8 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
         path = tmp_path / "models" / "microcinema" / bundle.FILES[kind]
         config = read_checkpoint_config(path)
         assert config.kind == kind and config.context_dim == 384 and config.resolution == 128
-        assert config.prediction == ("v" if kind == "base" else "eps")   # the refine phase switches to v
+        # the refine phase switches the base to v; the TSR corrects the interpolation (Profile.tsr_prediction)
+        assert config.prediction == ("v" if kind == "base" else "x0_residual")
         assert config.text_frame_embedding == config.zero_terminal_snr == (kind == "base")
         assert load_checkpoint(path).unet.out[2].weight.dtype == torch.float16
     # the shipped base is the last phase's export
@@ -131,9 +132,10 @@ def test_single_phase_profile_trains_the_base_from_scratch_with_the_final_settin
     assert train.reverse_rate == profile.motion_reverse_rate and train.static_when_dropped
     assert train.motion_repeats == profile.static_repeats
     assert bundle.final_model_dir(tmp_path, "base", profile) == tmp_path / "base"
-    # the TSR run of the same profile is unchanged: no text, no reversal, eps
+    # the TSR run of the same profile: no text, no reversal, the interpolation-correcting head
     tsr = bundle.model_run("tsr", profile, tmp_path, seed=0, device="cpu").train
     assert tsr.text_drop_rate == 1.0 and not tsr.static_when_dropped and tsr.reverse_rate == 0.0
+    assert tsr.model_overrides["prediction"] == profile.tsr_prediction == "x0_residual"
     # a single-phase profile with later phases is a contradiction, refused by name
     with pytest.raises(ValueError, match="single-phase"):
         bundle.model_run("base", replace(profile, motion_steps=5), tmp_path, seed=0, device="cpu")

@@ -296,3 +296,38 @@ def test_v_prediction_returns_eps_and_trains_on_the_v_error(cache, tmp_path):
     tuned = build_model(tiny_run_config(cache, tmp_path, init=str(eps_run.export_path)).train,
                         model_config_for(run.train, LatentCache(cache)))
     assert tuned.config.prediction == "v"
+
+
+def test_a_residual_model_starts_at_its_appearance_input_and_trains_on_the_min_snr_weighted_z0_error(cache, tmp_path):
+    """prediction "x0_residual": the head stays zero when the other zero layers wake ("small" init), so the untrained
+    model's z_0 is its appearance input; the loss is min(SNR_t, 5) times the z_0 error; it trains and reloads."""
+    from microcinema_core.training.objective import min_snr_weight
+
+    torch.manual_seed(0)
+    run = tiny_run_config(cache, tmp_path / "run", max_steps=3, new_layer_init="small",
+                          model_overrides=dict(TINY_MODEL, prediction="x0_residual"))
+    model = build_model(run.train, model_config_for(run.train, LatentCache(cache)))
+    assert model.config.prediction == "x0_residual"
+    weights = {name: float(p.detach().abs().max()) for name, p in model.named_parameters()}
+    assert weights["unet.out.2.weight"] == 0.0                                   # kept zero ...
+    assert all(v > 0 for n, v in weights.items() if n.startswith("injection.") and n.endswith("weight"))  # others woke
+    abar = DiscreteSchedule().alphas_cumprod
+    data = LatentCache(cache).batch([0, 1])
+    batch = prepare_batch(data["latents"], data["text"], kind="base", cond_idx=LatentCache(cache).condition_indices,
+                          alphas_cumprod=abar, lam=0.03, drop_rate=0.0, empty_text=None, seed=7, step=0,
+                          slots=[0, 1], device=torch.device("cpu"))
+    a = abar[batch.timesteps.long()].repeat_interleave(batch.num_frames).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        eps_hat = model(batch.x, batch.timesteps, batch.context, batch.appearance, batch.num_frames)
+        z0_hat = (batch.x - (1 - a).sqrt() * eps_hat) / a.sqrt()
+        assert torch.allclose(z0_hat, batch.appearance, atol=1e-4)             # ... so z_0 = the appearance input
+        z0 = data["latents"].reshape(batch.x.shape)
+        snr = a / (1 - a)
+        want = float((snr.clamp(max=5.0) * (z0_hat - z0) ** 2).mean())
+        loss = float(diffusion_loss(model, batch, None, prediction="x0_residual"))
+        assert loss == pytest.approx(want, rel=1e-3)
+    assert torch.allclose(min_snr_weight(torch.tensor([0.5, 1 / 6, 0.9])), torch.tensor([1.0, 1.0, 5 * 0.1 / 0.9]))
+    result = train(run)
+    reloaded = load_checkpoint(result.export_path, dtype="fp32")
+    assert reloaded.config.prediction == "x0_residual"
+    assert float(reloaded.unet.out[2].weight.abs().max()) > 0.0                 # training moved the head

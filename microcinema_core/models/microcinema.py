@@ -10,6 +10,12 @@ as an ordinary eps-prediction model and only their start changes (appendix B).
 Training it with the v error (``training/objective.py``) gives the high-noise steps, where the text alone
 must say which way the clip moves, the weight ``1/abar_t`` (up to ~200x) that the eps error lacks.
 
+``config.prediction == "x0_residual"`` (not in the paper; the toy TSR): the head predicts the clean clip's
+difference from AppearNet's input, ``z_0 = a + head``, and ``forward`` returns
+``eps = (z_t - sqrt(abar_t) z_0) / sqrt(1-abar_t)`` (fp32). The head's output conv starts at zero, so an untrained
+TSR already predicts the first/last interpolation ``a`` (the linear blend) and training learns only what the
+blend misses. Trained with the min-SNR-weighted z_0 error (``training/objective.py``).
+
 ``interrupt_check``: a callable (or None) that the forward pass calls before every block of AppearNet and
 of the main branch; a host sets it to its Cancel check (ComfyUI's nodes set
 ``comfy.model_management.throw_exception_if_processing_interrupted``), so one huge step stops within a
@@ -59,6 +65,12 @@ class MicroCinemaModel(nn.Module):
         else:
             self.appearnet = AppearNet(config, operations=ops)
             self.injection = AppearanceInjection(config, operations=ops)
+        if config.prediction == "x0_residual":
+            # the correction to the interpolation starts at zero: the untrained model returns the blend
+            with torch.no_grad():
+                self.unet.out[2].weight.zero_()
+                if self.unet.out[2].bias is not None:
+                    self.unet.out[2].bias.zero_()
         self.text_frame_embed = TextFrameEmbedding(config, operations=ops) if config.text_frame_embedding else None
         self.use_channels_last()
 
@@ -121,6 +133,7 @@ class MicroCinemaModel(nn.Module):
         dtype = self.activation_dtype
         out_dtype = x.dtype
         timesteps = per_frame_timesteps(timesteps, x.shape[0], num_frames, x.device)
+        z_t, reference = x, appearance   # before the cast: the eps conversions run in fp32
         context, share = video_context(context.to(dtype), x.shape[0], num_frames)
         x = x.to(dtype).contiguous(memory_format=torch.channels_last)
         appearance = appearance.to(dtype).contiguous(memory_format=torch.channels_last)
@@ -134,7 +147,9 @@ class MicroCinemaModel(nn.Module):
             features = self.appearnet(appearance, timesteps, context, num_frames, share, between_blocks=check)
             eps = self.unet(x, emb, context, num_frames, share, self.injection(features), between_blocks=check)
         if self.config.prediction == "v":
-            eps = eps_from_v(eps, x, timesteps, self._schedule)
+            eps = eps_from_v(eps, z_t, timesteps, self._schedule)
+        elif self.config.prediction == "x0_residual":
+            eps = eps_from_x0(reference.float() + eps.float(), z_t, timesteps, self._schedule)
         return eps.to(out_dtype).contiguous()
 
     @property
@@ -145,11 +160,22 @@ class MicroCinemaModel(nn.Module):
         return cached[1]
 
 
+def frame_abar(timesteps: torch.Tensor, schedule: DiscreteSchedule, device) -> torch.Tensor:
+    """``abar_t`` per frame as ``[frames, 1, 1, 1]`` fp32 (fractional timesteps interpolate log-sigma)."""
+    sigma = schedule.sigma(timesteps.detach().float().cpu()).to(device)
+    return (1.0 / (1.0 + sigma ** 2)).view(-1, 1, 1, 1)
+
+
 def eps_from_v(v: torch.Tensor, z_t: torch.Tensor, timesteps: torch.Tensor, schedule: DiscreteSchedule) -> torch.Tensor:
-    """``eps = sqrt(1-abar) z_t + sqrt(abar) v`` per frame, in fp32 (fractional timesteps interpolate log-sigma)."""
-    sigma = schedule.sigma(timesteps.detach().float().cpu()).to(v.device)
-    abar = (1.0 / (1.0 + sigma ** 2)).view(-1, 1, 1, 1)
+    """``eps = sqrt(1-abar) z_t + sqrt(abar) v`` per frame, in fp32."""
+    abar = frame_abar(timesteps, schedule, v.device)
     return (1.0 - abar).sqrt() * z_t.float() + abar.sqrt() * v.float()
+
+
+def eps_from_x0(x0: torch.Tensor, z_t: torch.Tensor, timesteps: torch.Tensor, schedule: DiscreteSchedule) -> torch.Tensor:
+    """``eps = (z_t - sqrt(abar) z_0) / sqrt(1-abar)`` per frame (eq. 4 solved for eps), in fp32."""
+    abar = frame_abar(timesteps, schedule, x0.device)
+    return (z_t.float() - abar.sqrt() * x0.float()) / (1.0 - abar).sqrt()
 
 
 def is_new_layer(name: str) -> bool:

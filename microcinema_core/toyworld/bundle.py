@@ -57,6 +57,9 @@ class Profile:
     new_layer_init: str = "small"   # zero-init layers start small (nothing pretrained to keep)
     probe_count: int = 18
     base_prediction: str = "eps"    # the base network's parameterisation ("eps" or "v", models/microcinema.py)
+    # the TSR network's: "x0_residual" learns only the correction to the first/last interpolation (an eps TSR
+    # trained as long ended ~20x further from the true latents than that interpolation, docs/model_cards.md)
+    tsr_prediction: str = "x0_residual"
     # a second base phase that starts from the first phase's weights: a fraction of the clips draw t from the
     # high-noise end, where only the text tells the motion's direction (training/objective.py), and the
     # network can switch to v-prediction, whose loss weights that end ~1/abar_t higher; 0 steps: none
@@ -201,8 +204,7 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         precision=model_precision(profile, device), output_dir=str(out / kind), save_every=profile.save_every,
         keep_last=2, log_every=50, resume="auto", export_name=FILES[kind], tensorboard=False,
         sample_every=0, sample_cfg=5.0 if kind == "base" else 1.0, progress_bar=True))
-    if kind == "base":
-        run.train.model_overrides["prediction"] = profile.base_prediction
+    run.train.model_overrides["prediction"] = profile.base_prediction if kind == "base" else profile.tsr_prediction
     if kind == "base" and profile.single_phase:
         if refine or motion or profile.refine_steps or profile.motion_steps or profile.static_steps:
             raise ValueError("a single-phase profile has no refine / motion / static phases (their steps must be 0)")

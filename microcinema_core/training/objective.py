@@ -9,6 +9,9 @@ For a clip ``z_0`` (N frames) with condition ``z^c`` (centre frame; TSR: first a
 * loss (eq. 5): ``|| f(z_t, t, a, c) - eps ||^2`` averaged over every element. A v-prediction network
   (``config.prediction == "v"``; its forward already returns eps, ``models/microcinema.py``) is trained on
   its own v error, ``|| v_hat - v ||^2 = || eps_hat - eps ||^2 / abar_t``: the same sum with that weight.
+  An ``x0_residual`` network (the toy TSR) is trained on its z_0 error with the min-SNR-5 weight
+  (Hang et al. 2023): ``min(SNR_t, 5) || z0_hat - z_0 ||^2 = min(5 (1-abar_t)/abar_t, 1) || eps_hat - eps ||^2``,
+  so the low-noise steps, where the frames between the given ends are decided, are not drowned out.
 
 Text dropout (classifier-free guidance training; tab. 3 'Drop rate' 0.1 base, 1.0 TSR): a dropped
 caption's context is the cached empty-prompt embedding (what ComfyUI feeds for an empty negative
@@ -106,15 +109,26 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
     )
 
 
+MIN_SNR_GAMMA = 5.0
+
+
+def min_snr_weight(abar: torch.Tensor, gamma: float = MIN_SNR_GAMMA) -> torch.Tensor:
+    """The eps-error weight that makes the loss ``min(SNR_t, gamma) * |z0 error|^2`` (SNR_t = abar/(1-abar))."""
+    return (gamma * (1.0 - abar) / abar.clamp_min(1e-12)).clamp(max=1.0)
+
+
 def diffusion_loss(model: nn.Module, batch: PreparedBatch, autocast_dtype: Optional[torch.dtype],
                    prediction: str = "eps") -> torch.Tensor:
     """Eq. 5, the mean squared error to the whole noise ``eps`` (prediction in fp32 for the loss); for a
-    v-prediction network the error in v (the eps error over ``abar_t``)."""
+    v-prediction network the error in v (the eps error over ``abar_t``); for an x0_residual network the
+    min-SNR-weighted z_0 error."""
     device_type = batch.x.device.type
     with torch.autocast(device_type=device_type, dtype=autocast_dtype or torch.float32,
                         enabled=autocast_dtype is not None):
         pred = model(batch.x, batch.timesteps, batch.context, batch.appearance, batch.num_frames)
     if prediction == "v":
         return ((pred.float() - batch.target.float()) ** 2 / batch.abar).mean()
+    if prediction == "x0_residual":
+        return ((pred.float() - batch.target.float()) ** 2 * min_snr_weight(batch.abar)).mean()
     return F.mse_loss(pred.float(), batch.target.float())
 
