@@ -2,10 +2,11 @@
 
 Only what the shipped run has learned is asserted (docs/toy_results.md): speed words set the motion amplitude,
 and the centre frame keeps the keyframe about as well as the VAE itself. Motion *direction* (85.2 % agreement on
-108 held-out videos, the bar 80 %) is asserted over HTTP in tests/test_workflows_host.py; TSR-beats-blending and
-gamma setting the amplitude (monotone, but 1.6 %) do not hold well enough and are reported there, not asserted
-here. Gamma held for the second run (eps: 18 % less motion from gamma -0.02 to 0.1); the v-prediction bases read
-the prior's shift far less, so that assertion was removed with the switch to v.
+108 held-out videos, the bar 80 %) is asserted over HTTP in tests/test_workflows_host.py. TSR-beats-blending does
+not hold (the shipped TSR ties the interpolation it corrects, which is what is asserted here) and gamma setting the
+amplitude (monotone, but 1.6 %) does not hold well enough: both are reported in docs/toy_results.md, not asserted.
+Gamma held for the second run (eps: 18 % less motion from gamma -0.02 to 0.1); the v-prediction bases read the
+prior's shift far less, so that assertion was removed with the switch to v.
 """
 from __future__ import annotations
 
@@ -64,20 +65,24 @@ def test_the_keyframe_is_kept(bundle):
     assert centre_psnr > vae_psnr - 2.0, (centre_psnr, vae_psnr)
 
 
-def test_tsr_comparison_scores_every_candidate_and_the_blend_start_stays_near_the_truth(tmp_path):
-    """The evaluation's TSR table on the shipped files (2 held-out toy clips, 2 carphone clips): the VAE ceiling
-    bounds the latent candidates, and TSR started from the blend (denoise 0.4) ends nearer the true latents than
-    TSR drawn from noise (docs/toy_results.md: 0.0055 vs 0.047 on 32 clips)."""
+def test_the_shipped_tsr_ends_as_near_the_true_latents_as_the_interpolation_it_corrects(tmp_path):
+    """The evaluation's TSR table on the shipped files (2 held-out toy clips, 2 carphone clips). The shipped TSR
+    corrects the first/last interpolation (prediction "x0_residual"): its in-between latents stay about as near the
+    true ones as that interpolation (docs/toy_results.md, 32 + 32 clips: within 5 % either way) and its decoded
+    frames within 0.1 dB of the interpolation's; the eps TSR it replaced ended 6-22x further away (MSE 0.047 vs
+    0.002-0.008). The VAE ceiling bounds every latent candidate."""
     from microcinema_core.toyworld.evaluate import tsr_vs_blend
 
     _, tsr, vae, text = load_bundle(MODELS)
+    assert tsr.config.prediction == "x0_residual"
     results = tsr_vs_blend(tsr, vae, text, load_or_gather(tmp_path / "sources.npz"), 2)
     assert set(results) == {"toy_heldout", "real_carphone"}
     for row in results.values():
         assert row["clips"] == 2
         for key in ("tsr", "latent_blend", "tsr_from_blend"):
             assert row[f"{key}_psnr_db"] <= row["vae_ceiling_psnr_db"] + 0.5, (key, row)
-        assert row["tsr_from_blend_latent_mse"] < 0.5 * row["tsr_latent_mse"], row
+        assert row["tsr_latent_mse"] < 1.5 * row["latent_blend_latent_mse"], row
+        assert abs(row["tsr_psnr_db"] - row["latent_blend_psnr_db"]) < 0.1, row
         assert row["blend_psnr_db"] > row["vae_ceiling_psnr_db"], row   # the pixel blend never meets the 18-dB VAE
 
 
