@@ -262,6 +262,17 @@ def test_precision_auto_follows_the_hardware_and_slow_bf16_is_named(cache, tmp_p
     assert auto.losses == fp32.losses                                          # auto chose fp32 here
 
 
+def two_clip_batch(cache):
+    """A base batch of the cache's first two clips (no text dropped): ``(batch, z_0, abar_t per frame)``."""
+    abar = DiscreteSchedule().alphas_cumprod
+    data = LatentCache(cache).batch([0, 1])
+    batch = prepare_batch(data["latents"], data["text"], kind="base", cond_idx=LatentCache(cache).condition_indices,
+                          alphas_cumprod=abar, lam=0.03, drop_rate=0.0, empty_text=None, seed=7, step=0,
+                          slots=[0, 1], device=torch.device("cpu"))
+    a = abar[batch.timesteps.long()].repeat_interleave(batch.num_frames).view(-1, 1, 1, 1)
+    return batch, data["latents"].reshape(batch.x.shape), a
+
+
 def test_v_prediction_returns_eps_and_trains_on_the_v_error(cache, tmp_path):
     """prediction "v": forward converts the head's v to eps; the loss is the v error; it trains, exports, reloads."""
     torch.manual_seed(0)
@@ -272,16 +283,10 @@ def test_v_prediction_returns_eps_and_trains_on_the_v_error(cache, tmp_path):
     with torch.no_grad():
         model.unet.out[2].weight.zero_()
         model.unet.out[2].bias.zero_()                          # the head says v = 0
-    abar = DiscreteSchedule().alphas_cumprod
-    data = LatentCache(cache).batch([0, 1])
-    batch = prepare_batch(data["latents"], data["text"], kind="base", cond_idx=LatentCache(cache).condition_indices,
-                          alphas_cumprod=abar, lam=0.03, drop_rate=0.0, empty_text=None, seed=7, step=0,
-                          slots=[0, 1], device=torch.device("cpu"))
-    a = abar[batch.timesteps.long()].repeat_interleave(batch.num_frames).view(-1, 1, 1, 1)
+    batch, z0, a = two_clip_batch(cache)
     with torch.no_grad():
         eps_hat = model(batch.x, batch.timesteps, batch.context, batch.appearance, batch.num_frames)
         assert torch.allclose(eps_hat, (1 - a).sqrt() * batch.x, atol=1e-6)     # eps = sqrt(1-a) z_t + sqrt(a) 0
-        z0 = data["latents"].reshape(batch.x.shape)
         v = a.sqrt() * batch.target - (1 - a).sqrt() * z0
         v_loss = float(diffusion_loss(model, batch, None, prediction="v"))
         assert v_loss == pytest.approx(float((v ** 2).mean()), rel=1e-4)          # || 0 - v ||^2
@@ -311,17 +316,11 @@ def test_a_residual_model_starts_at_its_appearance_input_and_trains_on_the_min_s
     weights = {name: float(p.detach().abs().max()) for name, p in model.named_parameters()}
     assert weights["unet.out.2.weight"] == 0.0                                   # kept zero ...
     assert all(v > 0 for n, v in weights.items() if n.startswith("injection.") and n.endswith("weight"))  # others woke
-    abar = DiscreteSchedule().alphas_cumprod
-    data = LatentCache(cache).batch([0, 1])
-    batch = prepare_batch(data["latents"], data["text"], kind="base", cond_idx=LatentCache(cache).condition_indices,
-                          alphas_cumprod=abar, lam=0.03, drop_rate=0.0, empty_text=None, seed=7, step=0,
-                          slots=[0, 1], device=torch.device("cpu"))
-    a = abar[batch.timesteps.long()].repeat_interleave(batch.num_frames).view(-1, 1, 1, 1)
+    batch, z0, a = two_clip_batch(cache)
     with torch.no_grad():
         eps_hat = model(batch.x, batch.timesteps, batch.context, batch.appearance, batch.num_frames)
         z0_hat = (batch.x - (1 - a).sqrt() * eps_hat) / a.sqrt()
         assert torch.allclose(z0_hat, batch.appearance, atol=1e-4)             # ... so z_0 = the appearance input
-        z0 = data["latents"].reshape(batch.x.shape)
         snr = a / (1 - a)
         want = float((snr.clamp(max=5.0) * (z0_hat - z0) ** 2).mean())
         loss = float(diffusion_loss(model, batch, None, prediction="x0_residual"))
