@@ -262,3 +262,28 @@ def test_probes_last_scores_each_phase_once_and_trains_the_same_weights(tmp_path
     assert all(torch.equal(weights["every"][k], weights["last"][k]) for k in weights["every"])
     with pytest.raises(SystemExit):
         bundle.main(["--out", str(tmp_path / "x"), "--profile", "smoke", "--probes", "sometimes"])
+
+
+def test_the_tsr_alone_retrains_on_a_given_vae_and_installs_only_its_file(tmp_path, sources_file):
+    """``--vae FILE --only tsr``: the shipped TSR's own command (docs/model_cards.md) on the smoke profile."""
+    from pathlib import Path
+
+    shipped_vae = Path(__file__).resolve().parent.parent / "models" / "vae" / "microcinema_toy_vae.safetensors"
+    # without a trained VAE the TSR alone is refused, by name, before anything runs
+    with pytest.raises(ValueError, match="needs a trained VAE: pass --vae FILE"):
+        _run(tmp_path / "bare", sources_file, "--only", "tsr")
+    out, models = tmp_path / "run", tmp_path / "models"
+    assert _run(out, sources_file, "--vae", str(shipped_vae), "--only", "tsr", "--install", str(models)) == 0
+    record = json.loads((out / "bundle.json").read_text())
+    assert list(record["stages"]) == ["vae", "sources", "cache_tsr", "tsr"]
+    assert record["stages"]["vae"]["from"] == str(shipped_vae)
+    assert record["stages"]["tsr"]["prediction"] == "x0_residual"
+    assert (out / "vae" / "vae.safetensors").read_bytes() == shipped_vae.read_bytes()
+    assert sorted(p.name for p in models.rglob("*.safetensors")) == [bundle.FILES["tsr"]]
+    assert read_checkpoint_config(models / "microcinema" / bundle.FILES["tsr"]).prediction == "x0_residual"
+    # another VAE for the same run folder would mix latents of two VAEs: refused, nothing overwritten
+    other = tmp_path / "other_vae.safetensors"
+    other.write_bytes(shipped_vae.read_bytes() + b" ")
+    with pytest.raises(ValueError, match="already has another VAE"):
+        _run(out, sources_file, "--vae", str(other), "--only", "tsr")
+    assert (out / "vae" / "vae.safetensors").read_bytes() == shipped_vae.read_bytes()

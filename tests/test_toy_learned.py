@@ -67,10 +67,10 @@ def test_the_keyframe_is_kept(bundle):
 
 def test_the_shipped_tsr_ends_as_near_the_true_latents_as_the_interpolation_it_corrects(tmp_path):
     """The evaluation's TSR table on the shipped files (2 held-out toy clips, 2 carphone clips). The shipped TSR
-    corrects the first/last interpolation (prediction "x0_residual"): its in-between latents stay about as near the
-    true ones as that interpolation (docs/toy_results.md, 32 + 32 clips: within 5 % either way) and its decoded
-    frames within 0.1 dB of the interpolation's; the eps TSR it replaced ended 6-22x further away (MSE 0.047 vs
-    0.002-0.008). The VAE ceiling bounds every latent candidate."""
+    corrects the first/last interpolation (prediction "x0_residual"): its in-between latents stay within a few times
+    the interpolation's distance from the true ones (docs/toy_results.md, 32 + 32 clips: 2.1x toy, 1.07x carphone;
+    on these 2 + 2 clips 1.08x / 1.06x) and its decoded frames within 0.1 dB of the interpolation's; the eps TSR it
+    replaced ended 6-22x further away (MSE 0.047 vs 0.002-0.008). The VAE ceiling bounds every latent candidate."""
     from microcinema_core.toyworld.evaluate import tsr_vs_blend
 
     _, tsr, vae, text = load_bundle(MODELS)
@@ -81,7 +81,7 @@ def test_the_shipped_tsr_ends_as_near_the_true_latents_as_the_interpolation_it_c
         assert row["clips"] == 2
         for key in ("tsr", "latent_blend", "tsr_from_blend"):
             assert row[f"{key}_psnr_db"] <= row["vae_ceiling_psnr_db"] + 0.5, (key, row)
-        assert row["tsr_latent_mse"] < 1.5 * row["latent_blend_latent_mse"], row
+        assert row["tsr_latent_mse"] < 3.0 * row["latent_blend_latent_mse"], row
         assert abs(row["tsr_psnr_db"] - row["latent_blend_psnr_db"]) < 0.1, row
         assert row["blend_psnr_db"] > row["vae_ceiling_psnr_db"], row   # the pixel blend never meets the 18-dB VAE
 

