@@ -272,6 +272,11 @@ def test_the_tsr_alone_retrains_on_a_given_vae_and_installs_only_its_file(tmp_pa
     # without a trained VAE the TSR alone is refused, by name, before anything runs
     with pytest.raises(ValueError, match="needs a trained VAE: pass --vae FILE"):
         _run(tmp_path / "bare", sources_file, "--only", "tsr")
+    # a --vae that is not a toy VAE (here the TSR model) is refused by name, before anything runs
+    tsr_file = shipped_vae.parent.parent / "microcinema" / bundle.FILES["tsr"]
+    with pytest.raises(ValueError, match="has no taesd_encoder.* tensors: it is not a toy VAE"):
+        _run(tmp_path / "wrong", sources_file, "--vae", str(tsr_file), "--only", "tsr")
+    assert not (tmp_path / "wrong" / "vae").exists()
     out, models = tmp_path / "run", tmp_path / "models"
     assert _run(out, sources_file, "--vae", str(shipped_vae), "--only", "tsr", "--install", str(models)) == 0
     record = json.loads((out / "bundle.json").read_text())
@@ -282,8 +287,10 @@ def test_the_tsr_alone_retrains_on_a_given_vae_and_installs_only_its_file(tmp_pa
     assert sorted(p.name for p in models.rglob("*.safetensors")) == [bundle.FILES["tsr"]]
     assert read_checkpoint_config(models / "microcinema" / bundle.FILES["tsr"]).prediction == "x0_residual"
     # another VAE for the same run folder would mix latents of two VAEs: refused, nothing overwritten
+    from safetensors.torch import load_file, save_file
+
     other = tmp_path / "other_vae.safetensors"
-    other.write_bytes(shipped_vae.read_bytes() + b" ")
+    save_file({k: v * 2 for k, v in load_file(str(shipped_vae)).items()}, str(other))
     with pytest.raises(ValueError, match="already has another VAE"):
         _run(out, sources_file, "--vae", str(other), "--only", "tsr")
     assert (out / "vae" / "vae.safetensors").read_bytes() == shipped_vae.read_bytes()
