@@ -229,7 +229,7 @@ def test_sigterm_stops_the_command_through_the_stage_record_and_restores_the_han
 
     before = signal.getsignal(signal.SIGTERM)
 
-    def terminated(self, stop_after):
+    def terminated(self, stop_after, only=None):
         self._stage("vae", lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     monkeypatch.setattr(bundle.Bundle, "run", terminated)
