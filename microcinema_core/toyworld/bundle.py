@@ -417,22 +417,21 @@ class Bundle:
         """Take an already trained VAE file (e.g. the shipped one) as this run's VAE stage instead of training one."""
         import shutil
 
-        from safetensors import safe_open
+        from safetensors.torch import load_file
 
         from ..vae.taesd_layout import ToyVAE
 
         fix = "give the pack's models/vae/microcinema_toy_vae.safetensors or a run's vae/vae.safetensors"
         try:
-            with safe_open(str(source), framework="pt") as handle:
-                keys = set(handle.keys())
+            state = load_file(str(source))
         except Exception as error:   # missing, or not a safetensors file
             raise ValueError(f"--vae {source} cannot be read as a safetensors file ({error}); {fix}") from None
-        if not ("vae_scale" in keys and any(k.startswith("taesd_encoder.") for k in keys)
-                and any(k.startswith("taesd_decoder.") for k in keys)):
+        if not ("vae_scale" in state and any(k.startswith("taesd_encoder.") for k in state)
+                and any(k.startswith("taesd_decoder.") for k in state)):
             raise ValueError(f"--vae {source} has no taesd_encoder.* / taesd_decoder.* / vae_scale tensors: it is not "
                              f"a toy VAE; {fix}")
         try:
-            ToyVAE.load(source)
+            ToyVAE.from_comfy_state_dict(state)
         except RuntimeError as error:   # the TAESD layout at another width
             raise ValueError(f"--vae {source} does not fit the toy VAE's layers "
                              f"({str(error).splitlines()[0]}); {fix}") from None

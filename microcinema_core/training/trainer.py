@@ -110,12 +110,12 @@ def wake_zero_layers(model: MicroCinemaModel, scale: float = 0.1) -> None:
     default init. Zero init exists to keep a pretrained SD2.1 intact (sec. 3.1); in a model trained from
     scratch there is nothing to keep, and zero layers pass no gradient to what feeds them until they have
     grown (ControlNet's slow start), which a short CPU run cannot afford. An x0_residual model's head stays
-    zero: there it means "start at the interpolation", and the layers before it still get its gradient."""
-    keep = set()
-    if isinstance(model, MicroCinemaModel) and model.config.prediction == "x0_residual":
-        keep.add(model.unet.out[2])
+    zero: there it means "start at the interpolation"; the head itself gets gradient at once (its input is not
+    zero), and the layers before it once it has grown."""
+    residual = isinstance(model, MicroCinemaModel) and model.config.prediction == "x0_residual"
+    head = model.unet.out[2] if residual else None
     for module in model.modules():
-        if module in keep:
+        if module is head:
             continue
         if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)):
             if module.weight.abs().max() == 0:
