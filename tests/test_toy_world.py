@@ -206,3 +206,25 @@ def test_reverse_some_is_seeded_and_only_touches_reversible_clips():
     again = [reverse_some(latents, text, [0, 1, 2, 3], [0, 1, 2, 3], table, 0.5, seed=0, step=s)[2] for s in range(40)]
     assert half == again and 40 < sum(half) < 120      # about half of 160 draws, the same on a rerun
     assert torch.equal(latents[0, :, 0, 0, 0], torch.arange(9, dtype=torch.float32))   # inputs untouched
+
+
+def test_the_toy_cache_is_the_same_drawn_by_spawned_workers_as_in_process(sources, tmp_path):
+    """``build_toy_cache`` with ``workers`` > 0 (the gpu profile's 14: spawned processes, since forked ones
+    deadlocked in an H200 run) writes the cache byte for byte as the in-process path does: each clip depends
+    on its index alone and the shard is written in index order."""
+    from microcinema_core.text.minilm import MiniLMTextEncoder
+    from microcinema_core.toyworld.encoding import ToyFrozenEncoder, build_toy_cache
+    from microcinema_core.vae.taesd_layout import ToyVAE
+
+    torch.manual_seed(0)
+    encoder = ToyFrozenEncoder(ToyVAE(), MiniLMTextEncoder())
+    world = ToyWorld(sources, "train", "base", seed=4, size=64)
+    seen = []
+    in_process, spawned = tmp_path / "in_process", tmp_path / "spawned"
+    build_toy_cache(world, 6, encoder, in_process, batch=2, workers=0)
+    build_toy_cache(world, 6, encoder, spawned, batch=2, workers=2, progress=seen.append)
+    assert seen == [2, 2, 2]
+    files = sorted(p.relative_to(in_process) for p in in_process.rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(spawned) for p in spawned.rglob("*") if p.is_file())
+    for name in files:
+        assert (in_process / name).read_bytes() == (spawned / name).read_bytes(), name
