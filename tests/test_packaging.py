@@ -80,3 +80,13 @@ def test_pip_install_dot_in_a_fresh_venv(tmp_path):
     assert not any(f.startswith("nodes/") for f in files)
     requires = next(line for line in shown.splitlines() if line.startswith("Requires:"))
     assert {r.strip() for r in requires.split(":", 1)[1].split(",")} >= {"torch", "safetensors", "einops", "imageio"}
+
+
+def test_the_embedded_bundle_is_safetensors_only_and_at_most_50_mb():
+    """The pack's registered models folder ships the three toy files, safetensors only, 50 MB together at most
+    (issue 7); this keeps a fourth file or a bigger network from slipping in unnoticed."""
+    files = sorted(p for p in (ROOT / "models").rglob("*") if p.is_file())
+    assert [p.relative_to(ROOT / "models").as_posix() for p in files] == [
+        "microcinema/microcinema_toy_base.safetensors", "microcinema/microcinema_toy_tsr.safetensors",
+        "vae/microcinema_toy_vae.safetensors"]
+    assert sum(p.stat().st_size for p in files) <= 50_000_000
