@@ -39,22 +39,22 @@ def timed_steps(step, steps: int) -> float:
     return statistics.median(times)
 
 
-def base_step(bf16: bool, batch: int = 16, frames: int = 9):
+def base_step(bf16: bool, batch: int = 16, frames: int = 9, latent: int = 8):
     from microcinema_core.config import MicroCinemaConfig
     from microcinema_core.models.microcinema import MicroCinemaModel
     from microcinema_core.toyworld.bundle import TOY_MODEL
 
     config = MicroCinemaConfig.tiny("base").replace(**TOY_MODEL, prediction="v", text_frame_embedding=True,
-                                                    zero_terminal_snr=True, num_frames=frames, resolution=64)
+                                                    zero_terminal_snr=True, num_frames=frames, resolution=latent * 8)
     torch.manual_seed(0)
     model = MicroCinemaModel(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch * frames, 4, 8, 8, generator=g)
-    appearance = torch.randn(batch * frames, 4, 8, 8, generator=g)
+    x = torch.randn(batch * frames, 4, latent, latent, generator=g)
+    appearance = torch.randn(batch * frames, 4, latent, latent, generator=g)
     timesteps = torch.randint(0, 1000, (batch,), generator=g).float()
     context = torch.randn(batch, 77, config.context_dim, generator=g)
-    target = torch.randn(batch * frames, 4, 8, 8, generator=g)
+    target = torch.randn(batch * frames, 4, latent, latent, generator=g)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -89,6 +89,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8, help="timed steps per row (median)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--latent", type=int, default=8, help="the base's latent side (8: the 64-px bundle, 16: 128 px)")
+    parser.add_argument("--base-only", action="store_true", help="leave out the VAE rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from microcinema_core.toyworld.bundle import machine
@@ -96,8 +98,11 @@ def main(argv=None) -> int:
     native = bool(cpu_bf16_flags())
     print(f"machine: {machine()}; torch {torch.__version__}, {args.threads} threads, "
           f"cpu capability {torch.backends.cpu.get_cpu_capability()}")
-    ratios = {}
-    for name, build in (("base", base_step), ("vae", vae_step)):
+    rows = [("base", lambda bf16: base_step(bf16, latent=args.latent))]
+    rows += [] if args.base_only else [("vae", vae_step)]
+    ratios = {"vae": math.nan}
+    print(f"base latent {args.latent}x{args.latent} ({args.latent * 8} px), batch 16, 9 frames")
+    for name, build in rows:
         fp32 = timed_steps(build(False), args.steps)
         print(f"{name:4s} fp32 {fp32:.3f} s/step", flush=True)
         if native:

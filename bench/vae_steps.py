@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the pilot runs from a checkout
 
-from microcinema_core.toyworld.bundle import heldout_vae_psnr  # noqa: E402
+from microcinema_core.toyworld.bundle import heldout_vae_psnr, heldout_vae_ssim  # noqa: E402
 from microcinema_core.toyworld.sources import load_or_gather  # noqa: E402
 from microcinema_core.vae.taesd_layout import ToyVAE  # noqa: E402
 from microcinema_core.vae.training import VAETrainConfig, train_vae  # noqa: E402
@@ -38,6 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--marks", default="250,500,1000,1500,2000", help="steps at which to score, comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init", default=None, help="start from this VAE (vae_state.pt or .safetensors)")
+    parser.add_argument("--ssim-weight", type=float, default=0.0, help="+ this x (1 - SSIM) in the loss")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (only on a CPU with native bf16)")
     parser.add_argument("--sources", default="runs/sources.npz", help="the toy world's pictures (gathered if missing)")
     args = parser.parse_args(argv)
@@ -48,7 +50,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     sources = load_or_gather(Path(args.sources))
-    cfg = VAETrainConfig(steps=args.steps, batch_size=args.batch, size=args.size, seed=args.seed, save_every=250)
+    cfg = VAETrainConfig(steps=args.steps, batch_size=args.batch, size=args.size, seed=args.seed, save_every=250,
+                         init=args.init, ssim_weight=args.ssim_weight)
     started = time.time()
     for mark in marks:
         train_vae(sources, out, cfg, bf16=args.bf16, stop_at=mark)
@@ -59,7 +62,8 @@ def main(argv=None) -> int:
         row = {"step": int(state["step"]), "crops": int(state["step"]) * args.batch,
                "wall_s": round(time.time() - started),
                "psnr64": round(heldout_vae_psnr(vae, sources, 96, size=64), 2),
-               "psnr128": round(heldout_vae_psnr(vae, sources, 96, size=128), 2)}
+               "psnr128": round(heldout_vae_psnr(vae, sources, 96, size=128), 2),
+               "ssim128": round(heldout_vae_ssim(vae, sources, 96, size=128), 3)}
         print(json.dumps(row), flush=True)
         with open(out / "pilot.jsonl", "a") as log:
             log.write(json.dumps(row) + "\n")

@@ -294,3 +294,37 @@ def test_the_tsr_alone_retrains_on_a_given_vae_and_installs_only_its_file(tmp_pa
     with pytest.raises(ValueError, match="already has another VAE"):
         _run(out, sources_file, "--vae", str(other), "--only", "tsr")
     assert (out / "vae" / "vae.safetensors").read_bytes() == shipped_vae.read_bytes()
+
+
+def test_the_high_resolution_stages_follow_the_first_ones_and_install_their_files(tmp_path, sources_file):
+    out = tmp_path / "run128"
+    out.mkdir()
+    (out / "sources.npz").write_bytes(sources_file.read_bytes())
+    profile = bundle.PROFILES["smoke128"]
+    assert bundle.main(["--out", str(out), "--profile", "smoke128", "--device", "cpu", "--stop-after",
+                        "vae_hires"]) == 0
+    assert bundle.main(["--out", str(out), "--profile", "smoke128", "--device", "cpu", "--install",
+                        str(tmp_path / "models")]) == 0
+    record = json.loads((out / "bundle.json").read_text())
+    # the 64-px stages, then the second VAE's two phases, the 128-px base and the TSR (the 64-px TSR is left out)
+    assert list(record["stages"]) == ["sources", "vae", "cache_base", "base", "base_refine", "base_motion",
+                                      "base_static", "vae_hires_a", "vae_hires", "cache_base_hires", "base_hires",
+                                      "cache_tsr_hires", "tsr_hires"]
+    stages = record["stages"]
+    assert stages["vae_hires_a"]["init"] is None and stages["vae_hires"]["init"].endswith("vae_hires_a/vae_state.pt")
+    assert stages["vae_hires"]["crop_px"] == profile.hires_size and "heldout_ssim" in stages["vae_hires"]
+    assert stages["base_hires"]["init"] == str(out / "base_static" / bundle.FILES["base"])
+    config = read_checkpoint_config(out / "base_hires" / bundle.FILES["base"])
+    assert config.resolution == profile.hires_size and config.prediction == "v" and config.zero_terminal_snr
+    clips = json.loads((out / "cache_base_hires" / "manifest.json").read_text())["clips"]
+    assert len({clip["amplitude"] for clip in clips}) > 1                       # the hidden amplitude, per clip
+    tsr_clips = json.loads((out / "cache_tsr_hires" / "manifest.json").read_text())["clips"]
+    assert all(clip["amplitude"] == pytest.approx(profile.hires_tsr_amplitude, rel=0.1) for clip in tsr_clips)
+    # what is installed is the second VAE and the high-resolution networks
+    installed = load_file(str(tmp_path / "models" / "vae" / bundle.FILES["vae"]))
+    trained = load_file(str(out / "vae_hires" / "vae.safetensors"))
+    assert torch.equal(installed["taesd_decoder.1.weight"], trained["taesd_decoder.1.weight"].half())
+    base = load_checkpoint(tmp_path / "models" / "microcinema" / bundle.FILES["base"], dtype="fp32")
+    assert base.config.resolution == profile.hires_size
+    tsr = load_checkpoint(tmp_path / "models" / "microcinema" / bundle.FILES["tsr"], dtype="fp32")
+    assert tsr.config.kind == "tsr" and tsr.config.resolution == profile.hires_size

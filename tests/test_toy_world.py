@@ -228,3 +228,31 @@ def test_the_toy_cache_is_the_same_drawn_by_spawned_workers_as_in_process(source
     assert files and files == sorted(p.relative_to(spawned) for p in spawned.rglob("*") if p.is_file())
     for name in files:
         assert (in_process / name).read_bytes() == (spawned / name).read_bytes(), name
+
+
+def test_a_hidden_amplitude_scales_the_motion_and_leaves_every_other_draw_alone(sources):
+    plain = ToyWorld(sources, "train", seed=6)
+    coupled = ToyWorld(sources, "train", seed=6, amplitude_octaves=1.0)
+    amplitudes = [coupled.amplitude(i) for i in range(200)]
+    assert 0.5 <= min(amplitudes) < 0.6 and 1.8 < max(amplitudes) <= 2.0          # 2**U(-1, 1)
+    assert plain.amplitude(3) == 1.0 and plain.clip(3).meta["amplitude"] == 1.0
+    for i in range(4):   # forced to 1, a coupled clip is the plain world's clip, pixel for pixel
+        a, b = plain.clip(i), coupled.clip(i, amplitude=1.0)
+        assert torch.equal(a.frames, b.frames) and a.caption == b.caption
+        clip = coupled.clip(i)
+        if clip.motion != "real":   # a real clip records what its whole-frame stride gives (below)
+            assert clip.meta["amplitude"] == pytest.approx(coupled.amplitude(i))
+    # the caption does not change with it; the measured motion does, in proportion
+    half = video_motion(coupled.clip(1, motion="pan_right", picture="astronaut", amplitude=0.5).frames.numpy())
+    double = video_motion(coupled.clip(1, motion="pan_right", picture="astronaut", amplitude=2.0).frames.numpy())
+    assert 3.0 < double.magnitude / half.magnitude < 5.0
+    assert coupled.clip(1, motion="pan_right", amplitude=0.5).caption == coupled.clip(1, motion="pan_right").caption
+    # real clips take a longer stride and record the amplitude their whole-frame stride really gives
+    real = ToyWorld(sources, "train", seed=6, mix=None, motions=("real",), amplitude_scale=2.0).clip(0)
+    assert real.meta["stride"] > 1 and real.meta["amplitude"] == pytest.approx(
+        real.meta["stride"] / (sources.video_fps[real.picture] / 2.0), rel=1e-6)
+    assert abs(real.meta["amplitude"] - 2.0) < 0.1
+    with pytest.raises(ValueError, match="amplitude_octaves"):
+        ToyWorld(sources, amplitude_octaves=-1)
+    with pytest.raises(ValueError, match="amplitude_scale"):
+        ToyWorld(sources, amplitude_scale=0)

@@ -330,3 +330,29 @@ def test_a_residual_model_starts_at_its_appearance_input_and_trains_on_the_min_s
     reloaded = load_checkpoint(result.export_path, dtype="fp32")
     assert reloaded.config.prediction == "x0_residual"
     assert float(reloaded.unet.out[2].weight.detach().abs().max()) > 0.0                # training moved the head
+
+
+def test_the_prior_coupled_to_the_amplitude_noises_each_clip_with_its_own_lambda(cache, tmp_path):
+    from microcinema_core.training.objective import prior_lambdas
+
+    # gamma 0.02 at amplitude 1; each 0.04 more gamma halves the motion
+    assert prior_lambdas(0.03, [1.0, 0.5, 2.0], 0.04, 0.02) == pytest.approx([0.05, 0.09, 0.01])
+    assert prior_lambdas(0.03, [1.0, 0.5], 0.0, 0.02) == [0.03, 0.03]           # off: eq. 3's single lambda
+    abar = DiscreteSchedule().alphas_cumprod
+    latents = torch.randn(2, 9, 4, 8, 8) + 3.0
+    b = prepare_batch(latents, torch.randn(2, 77, 8), kind="base", cond_idx=[4], alphas_cumprod=abar,
+                      lam=[0.0, 2.0], drop_rate=0.0, empty_text=None, seed=1, step=0, slots=[0, 1],
+                      device=torch.device("cpu"))
+    eps = b.target.view(2, 9, 4, 8, 8)
+    app = b.appearance.view(2, 9, 4, 8, 8)
+    assert abs(float((eps[0]).mean())) < 0.1                                    # lambda 0: N(0, I)
+    assert float((eps[1] - 2.0 * app[1]).abs().mean()) == pytest.approx(0.8, abs=0.1)   # 2 z^c + N(0, I)
+    with pytest.raises(ValueError, match="prior lambdas"):
+        prepare_batch(latents, torch.randn(2, 77, 8), kind="base", cond_idx=[4], alphas_cumprod=abar,
+                      lam=[0.0], drop_rate=0.0, empty_text=None, seed=1, step=0, slots=[0, 1],
+                      device=torch.device("cpu"))
+    # a cache whose clips carry no amplitude cannot be coupled: named before any step
+    run = tiny_run_config(cache, tmp_path / "coupled", max_steps=1)
+    run.train.prior_amplitude_coupling = 0.04
+    with pytest.raises(ValueError, match="prior_amplitude_coupling"):
+        train(run)

@@ -99,6 +99,29 @@ class Profile:
     video_stills: float = 0.0
     vae_eval_count: int = 96        # held-out frames for the VAE's reconstruction PSNR
     calibration_crops: int = 256
+    # the high-resolution stages (progressive: after every stage above, docs/model_cards.md); 0 steps: none.
+    # A second VAE trained from scratch on crops of ``hires_vae_crop`` px, then on crops of ``hires_size`` px;
+    # the base's last export fine-tuned at ``hires_size`` on its latents with the last phase's settings, and
+    # with the noise prior coupled to a hidden motion amplitude (``amplitude_octaves``, ``prior_coupling``:
+    # gamma per halving of the motion, training/objective.py prior_lambdas); a TSR on its latents whose clips
+    # move ``hires_tsr_amplitude`` times the world's motion
+    hires_size: int = 128
+    hires_vae_steps: int = 0
+    hires_vae_batch: int = 16
+    hires_vae_crop: int = 64
+    hires_vae_fine_steps: int = 0
+    hires_vae_fine_batch: int = 8
+    hires_vae_ssim_weight: float = 0.0   # the second phase's + w x (1 - SSIM) (vae/training.py)
+    hires_clips: int = 1500
+    hires_steps: int = 0
+    hires_batch: int = 16
+    hires_save_every: int = 250
+    amplitude_octaves: float = 1.0
+    prior_coupling: float = 0.04
+    prior_gamma_at_one: float = 0.02
+    hires_tsr_clips: int = 600
+    hires_tsr_steps: int = 0
+    hires_tsr_amplitude: float = 1.0
 
 
 # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px. The base and TSR networks train in bf16
@@ -164,6 +187,16 @@ PROFILES = {
 }
 
 
+# the 128-px bundle (issue 35): the cpu profile's stages (the shipped 64-px lineage), then the high-resolution ones
+_CPU128 = replace(_CPU, hires_vae_steps=2000, hires_vae_fine_steps=1000, hires_vae_ssim_weight=0.5, hires_steps=3000,
+                  hires_save_every=500, hires_tsr_steps=1500)
+PROFILES["cpu128"] = _CPU128
+PROFILES["smoke128"] = replace(PROFILES["smoke"], hires_size=64, hires_vae_steps=2, hires_vae_batch=2, hires_vae_crop=32,
+                            hires_vae_fine_steps=1, hires_vae_fine_batch=2, hires_clips=6, hires_steps=1, hires_batch=2,
+                            hires_save_every=1, hires_tsr_clips=4, hires_tsr_steps=1)
+HIRES_VAE = ("vae_hires_a", "vae_hires")   # the second VAE's two phases (folders and stage names)
+
+
 def model_precision(profile: Profile, device: str) -> str:
     """The base and TSR stages' training precision (``Profile.precision``; "auto": the device's fast one)."""
     if profile.precision not in ("auto", "fp32", "bf16"):
@@ -186,11 +219,13 @@ def machine() -> str:
 
 
 def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, refine: bool = False,
-              motion: bool = False, static: bool = False):
+              motion: bool = False, static: bool = False, hires: bool = False):
     """The trainer's run of one model; ``refine``: the base model's second phase (``Profile.refine_*``);
     ``motion``: its third (``Profile.motion_steps``: the refine settings, from the refine phase's export, on the
     zero-terminal-SNR schedule and with the text-and-frame embedding); ``static``: its fourth
-    (``Profile.static_*``: the third's settings from its export, the empty prompt trained as "no motion")."""
+    (``Profile.static_*``: the third's settings from its export, the empty prompt trained as "no motion");
+    ``hires``: the high-resolution stage of ``kind`` (``Profile.hires_*``: the base's last export fine-tuned on
+    the second VAE's latents with the prior coupled to the motion's amplitude; the TSR on those latents)."""
     from ..training.train_config import DataConfig, RunConfig, TrainConfig
 
     motion = motion or static
@@ -207,6 +242,8 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         keep_last=2, log_every=50, resume="auto", export_name=FILES[kind], tensorboard=False,
         sample_every=0, sample_cfg=5.0 if kind == "base" else 1.0, progress_bar=True))
     run.train.model_overrides["prediction"] = profile.base_prediction if kind == "base" else profile.tsr_prediction
+    if hires:
+        return _hires_run(run, kind, profile, out, seed)
     if kind == "base" and profile.single_phase:
         if refine or motion or profile.refine_steps or profile.motion_steps or profile.static_steps:
             raise ValueError("a single-phase profile has no refine / motion / static phases (their steps must be 0)")
@@ -243,6 +280,26 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
     return run
 
 
+def _hires_run(run, kind: str, profile: Profile, out: Path, seed: int):
+    run.train.cache_dir = str(out / f"cache_{kind}_hires")
+    run.train.output_dir = str(out / f"{kind}_hires")
+    run.train.save_every = profile.hires_save_every
+    if kind == "tsr":
+        run.train.max_steps = profile.hires_tsr_steps
+        return run
+    run.train.init = str(final_model_dir(out, "base", profile) / FILES["base"])
+    run.train.max_steps = profile.hires_steps
+    run.train.batch_size = profile.hires_batch
+    run.train.max_minutes = None
+    run.train.warmup_steps = min(profile.warmup, 50)
+    run.train.lr = profile.motion_lr or profile.lr
+    run.train.seed = seed + 3
+    _final_base_settings(run, profile)
+    run.train.prior_amplitude_coupling = profile.prior_coupling
+    run.train.prior_amplitude_gamma = profile.prior_gamma_at_one
+    return run
+
+
 def _final_base_settings(run, profile: Profile) -> None:
     """The last base phase's settings (not in the paper, docs/model_cards.md), applied to a run from scratch."""
     run.train.high_noise_fraction = profile.refine_fraction
@@ -263,6 +320,14 @@ def final_model_dir(out: Path, kind: str, profile: Profile) -> Path:
     return out / ("base_refine" if kind == "base" and profile.refine_steps else kind)
 
 
+def shipped_model_path(out: Path, kind: str, profile: Profile) -> Path:
+    """The file of ``kind`` the bundle installs: the high-resolution stage's when the profile has one."""
+    hires = profile.hires_steps if kind == "base" else profile.hires_tsr_steps
+    if hires:
+        return out / f"{kind}_hires" / FILES[kind]
+    return final_model_dir(out, kind, profile) / FILES[kind]
+
+
 PROBES = ("every", "last")   # sample probes at every checkpoint of a phase, or at its last one only
 
 
@@ -277,7 +342,8 @@ class Bundle:
         self.record = json.loads(self.record_path.read_text()) if self.record_path.exists() else {
             "seed": seed, "profile": asdict(profile), "model": TOY_MODEL, "stages": {}}
         self.record["profile"] = asdict(profile)   # the settings of the latest invocation (stages keep theirs)
-        self._sources = self._vae = self._text = None
+        self._sources = self._text = None
+        self._vaes: dict = {}
 
     # ---- shared parts ---------------------------------------------------------------------------
     def sources(self):
@@ -287,12 +353,14 @@ class Bundle:
             self._sources = load_or_gather(self.out / "sources.npz")
         return self._sources
 
-    def vae(self):
+    def vae(self, hires: bool = False):
+        """The run's VAE: the first (``vae/``) or the high-resolution stages' (``vae_hires/``)."""
         from ..vae.taesd_layout import ToyVAE
 
-        if self._vae is None:
-            self._vae = ToyVAE.load(self.out / "vae" / "vae.safetensors").to(self.device)
-        return self._vae
+        folder = HIRES_VAE[1] if hires else "vae"
+        if folder not in self._vaes:
+            self._vaes[folder] = ToyVAE.load(self.out / folder / "vae.safetensors").to(self.device)
+        return self._vaes[folder]
 
     def text(self):
         from ..text.minilm import MiniLMTextEncoder
@@ -343,36 +411,80 @@ class Bundle:
                 "heldout_psnr_db": round(heldout_vae_psnr(self.vae(), self.sources(), self.profile.vae_eval_count,
                                                                size=self.profile.size), 2)}
 
-    def build_cache(self, kind: str) -> dict:
+    def train_hires_vae(self, phase: int) -> dict:
+        """The second VAE: phase 0 from scratch on crops of ``hires_vae_crop`` px, phase 1 from phase 0's weights
+        on crops of ``hires_size`` px (the first VAE's 18-dB latents hold the 64-px bundle's pictures back)."""
+        from ..vae.training import VAETrainConfig, train_vae
+        from tqdm.auto import tqdm
+
+        p = self.profile
+        steps, batch, crop = ((p.hires_vae_steps, p.hires_vae_batch, p.hires_vae_crop) if phase == 0 else
+                              (p.hires_vae_fine_steps, p.hires_vae_fine_batch, p.hires_size))
+        init = str(self.out / HIRES_VAE[0] / "vae_state.pt") if phase == 1 else None
+        if phase == 1 and not Path(init).exists():   # phase 0 taken from a file (--hires-vae-start): its weights
+            init = str(self.out / HIRES_VAE[0] / "vae.safetensors")
+        cfg = VAETrainConfig(steps=steps, batch_size=batch, size=crop, seed=self.seed,
+                             save_every=max(1, min(250, steps)), calibration_crops=p.calibration_crops, init=init,
+                             ssim_weight=p.hires_vae_ssim_weight if phase == 1 else 0.0)
+        bar = tqdm(total=steps, desc=HIRES_VAE[phase], unit="step", dynamic_ncols=True)
+        train_vae(self.sources(), self.out / HIRES_VAE[phase], cfg, device=self.device,
+                  bf16=training_precision(self.device) == "bf16",
+                  progress=lambda step, loss, rate: (bar.update(step - bar.n), bar.set_postfix(loss=f"{loss:.4f}")))
+        bar.close()
+        from ..vae.taesd_layout import ToyVAE
+
+        vae = ToyVAE.load(self.out / HIRES_VAE[phase] / "vae.safetensors").to(self.device)
+        return {"steps": steps, "batch": batch, "crop_px": crop, "init": init, "ssim_weight": cfg.ssim_weight,
+                "heldout_psnr_db": round(heldout_vae_psnr(vae, self.sources(), p.vae_eval_count, size=p.hires_size), 2),
+                "heldout_ssim": round(heldout_vae_ssim(vae, self.sources(), p.vae_eval_count, size=p.hires_size), 3)}
+
+    def build_cache(self, kind: str, hires: bool = False) -> dict:
         from .encoding import ToyFrozenEncoder, build_toy_cache
         from .world import ToyWorld
         from tqdm.auto import tqdm
 
-        count = self.profile.base_clips if kind == "base" else self.profile.tsr_clips
+        p = self.profile
+        if hires:
+            count = p.hires_clips if kind == "base" else p.hires_tsr_clips
+            target = self.out / f"cache_{kind}_hires"
+            world = ToyWorld(self.sources(), "train", kind, seed=self.seed, size=p.hires_size,
+                             video_stills=p.video_stills if kind == "base" else 0.0,
+                             amplitude_octaves=p.amplitude_octaves if kind == "base" else 0.0,
+                             amplitude_scale=1.0 if kind == "base" else p.hires_tsr_amplitude)
+            return self._encode_cache(world, count, target, self.vae(hires=True), f"cache {kind} {p.hires_size}px")
+        count = p.base_clips if kind == "base" else p.tsr_clips
         target = self.out / f"cache_{kind}"
+        world = ToyWorld(self.sources(), "train", kind, seed=self.seed, size=p.size,
+                         video_stills=p.video_stills if kind == "base" else 0.0)
+        return self._encode_cache(world, count, target, self.vae(), f"cache {kind}")
+
+    def _encode_cache(self, world, count: int, target: Path, vae, label: str) -> dict:
+        from .encoding import ToyFrozenEncoder, build_toy_cache
+        from tqdm.auto import tqdm
+
         if target.exists():   # an interrupted cache is rebuilt whole (it has no manifest yet)
             import shutil
 
             shutil.rmtree(target)
-        world = ToyWorld(self.sources(), "train", kind, seed=self.seed, size=self.profile.size,
-                         video_stills=self.profile.video_stills if kind == "base" else 0.0)
-        encoder = ToyFrozenEncoder(self.vae(), self.text(), self.device)
-        bar = tqdm(total=count, desc=f"cache {kind}", unit="clip", dynamic_ncols=True)
+        encoder = ToyFrozenEncoder(vae, self.text(), self.device)
+        bar = tqdm(total=count, desc=label, unit="clip", dynamic_ncols=True)
         build_toy_cache(world, count, encoder, target, workers=self.profile.workers, progress=bar.update)
         bar.close()
-        return {"clips": count}
+        return {"clips": count, "size": world.size, "amplitude_octaves": world.amplitude_octaves}
 
-    def train_model(self, kind: str, refine: bool = False, motion: bool = False, static: bool = False) -> dict:
+    def train_model(self, kind: str, refine: bool = False, motion: bool = False, static: bool = False,
+                    hires: bool = False) -> dict:
         from ..training.trainer import train
-        from .probe import probe_base, probe_text_reliance, probe_tsr
+        from .probe import probe_base, probe_gamma, probe_text_reliance, probe_tsr
 
         run = model_run(kind, self.profile, self.out, self.seed, self.device, refine=refine, motion=motion,
-                        static=static)
+                        static=static, hires=hires)
+        vae = self.vae(hires=hires)
         if run.train.reverse_rate and not (Path(run.train.cache_dir) / REVERSED_TEXT).exists():
             from .reversal import add_reversed_text
 
             print(f"[bundle] reversed captions: {add_reversed_text(run.train.cache_dir, self.text())}", flush=True)
-        label = Path(run.train.output_dir).name      # the phase: base, base_refine, base_motion, base_static, tsr
+        label = Path(run.train.output_dir).name      # the phase: base, base_refine, ..., base_hires, tsr_hires
         probe_device = self.device
 
         def on_checkpoint(step, model, ema):
@@ -387,13 +499,21 @@ class Bundle:
             shadow.eval()
             count = self.profile.probe_count
             if kind == "base":
-                # with the empty prompt trained as "no motion", CFG 2 is the setting the toy workflow samples at
-                scores = probe_base(shadow, self.vae(), self.text(), self.sources(), count=count, device=probe_device,
-                                    cfg=2.0 if run.train.static_when_dropped else 5.0)
-                scores.update(probe_text_reliance(shadow, self.vae(), self.text(), self.sources(),
+                # with the empty prompt trained as "no motion", CFG 2 is the setting the toy workflow samples at;
+                # with the prior coupled to the amplitude, gamma 0.02 (the workflow's) asks for the world's motion
+                coupled = run.train.prior_amplitude_coupling
+                scores = probe_base(shadow, vae, self.text(), self.sources(), count=count, device=probe_device,
+                                    cfg=2.0 if run.train.static_when_dropped else 5.0,
+                                    gamma=run.train.prior_amplitude_gamma if coupled else 0.0)
+                scores.update(probe_text_reliance(shadow, vae, self.text(), self.sources(),
                                                   count=max(2, 2 * count), device=probe_device))
+                if coupled:   # the motion knob's two ends: half and twice the world's motion when it works
+                    g0 = run.train.prior_amplitude_gamma
+                    scores.update(probe_gamma(shadow, vae, self.text(), self.sources(),
+                                              (g0 - coupled, g0 + coupled), count=max(2, (2 * count) // 3),
+                                              device=probe_device))
             else:
-                scores = probe_tsr(shadow, self.vae(), self.text(), self.sources(), count=count, device=probe_device)
+                scores = probe_tsr(shadow, vae, self.text(), self.sources(), count=count, device=probe_device)
             print(f"[probe {label} step {step}] {json.dumps({k: round(v, 4) for k, v in scores.items()})}", flush=True)
             self.record.setdefault("probes", {}).setdefault(label, []).append({"step": step, **scores})
             self._save_record()
@@ -458,13 +578,28 @@ class Bundle:
                   *([("base_refine", lambda: self.train_model("base", refine=True))] if self.profile.refine_steps else []),
                   *([("base_motion", lambda: self.train_model("base", motion=True))] if self.profile.motion_steps else []),
                   *([("base_static", lambda: self.train_model("base", static=True))] if self.profile.static_steps else []),
-                  ("cache_tsr", lambda: self.build_cache("tsr")), ("tsr", lambda: self.train_model("tsr"))]
+                  *([] if self.profile.hires_tsr_steps else   # a high-resolution TSR replaces the first one
+                    [("cache_tsr", lambda: self.build_cache("tsr")), ("tsr", lambda: self.train_model("tsr"))]),
+                  *self._hires_stages()]
         for name, fn in stages:
-            if only and name not in ("sources", "cache_tsr", "tsr"):
+            if only and name not in ("sources", "cache_tsr", "tsr", "cache_tsr_hires", "tsr_hires"):
                 continue
             self._stage(name, fn)
             if name == stop_after:
                 return
+
+    def _hires_stages(self) -> list:
+        p = self.profile
+        stages = []
+        if p.hires_vae_steps:
+            stages += [(HIRES_VAE[0], lambda: self.train_hires_vae(0)), (HIRES_VAE[1], lambda: self.train_hires_vae(1))]
+        if p.hires_steps:
+            stages += [("cache_base_hires", lambda: self.build_cache("base", hires=True)),
+                       ("base_hires", lambda: self.train_model("base", hires=True))]
+        if p.hires_tsr_steps:
+            stages += [("cache_tsr_hires", lambda: self.build_cache("tsr", hires=True)),
+                       ("tsr_hires", lambda: self.train_model("tsr", hires=True))]
+        return stages
 
     def install(self, target: Path, kinds=("vae", "base", "tsr")) -> dict:
         """fp16 copies of the trained files (``kinds``) into ``target`` (the pack's ``models`` folder layout)."""
@@ -475,10 +610,11 @@ class Bundle:
         (target / "microcinema").mkdir(parents=True, exist_ok=True)
         if "vae" in kinds:
             vae_path = target / "vae" / FILES["vae"]
-            _install_vae(self.out / "vae" / "vae.safetensors", vae_path)
+            _install_vae(self.out / (HIRES_VAE[1] if self.profile.hires_vae_steps else "vae") / "vae.safetensors",
+                         vae_path)
             written["vae"] = vae_path
         for kind in (k for k in ("base", "tsr") if k in kinds):
-            source = final_model_dir(self.out, kind, self.profile) / FILES[kind]
+            source = shipped_model_path(self.out, kind, self.profile)
             model = load_checkpoint(source, dtype="fp32")
             path = target / "microcinema" / FILES[kind]
             from safetensors import safe_open
@@ -507,13 +643,30 @@ def _install_vae(source: Path, target: Path) -> None:
 def heldout_vae_psnr(vae, sources, count: int = 96, seed: int = 3, size: int = 128) -> float:
     """Mean reconstruction PSNR on frames of held-out pictures (the views the toy world draws)."""
     from ..vae.training import reconstruction_psnr
-    from .world import ToyWorld
 
-    world = ToyWorld(sources, "heldout", "base", seed=seed, motions=("static",), size=size)
-    frames = torch.stack([world.clip(i).frames[4] for i in range(count)])
+    frames = _heldout_frames(sources, count, seed, size)
     device = next(vae.parameters()).device
     with torch.no_grad():
         return float(reconstruction_psnr(vae, frames.to(device)).mean())
+
+
+def heldout_vae_ssim(vae, sources, count: int = 96, seed: int = 3, size: int = 128) -> float:
+    """Mean reconstruction SSIM on the frames ``heldout_vae_psnr`` scores."""
+    from ..eval.image_metrics import ssim
+
+    frames = _heldout_frames(sources, count, seed, size)
+    device = next(vae.parameters()).device
+    with torch.no_grad():
+        out = torch.cat([vae.decode(vae.encode(frames[i:i + 32].to(device))).clamp(0, 1).cpu()
+                         for i in range(0, count, 32)])
+    return float(ssim(out, frames).mean())
+
+
+def _heldout_frames(sources, count: int, seed: int, size: int) -> torch.Tensor:
+    from .world import ToyWorld
+
+    world = ToyWorld(sources, "heldout", "base", seed=seed, motions=("static",), size=size)
+    return torch.stack([world.clip(i).frames[4] for i in range(count)])
 
 
 def _import_everything() -> None:

@@ -51,7 +51,7 @@ class _Clips(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         clip = self.world.clip(index)
-        return index, clip.frames, clip.caption, clip.motion, clip.speed, clip.picture
+        return index, clip.frames, clip.caption, clip.motion, clip.speed, clip.picture, clip.meta.get("amplitude", 1.0)
 
 
 def _single_thread(_):
@@ -73,14 +73,14 @@ def build_toy_cache(world: ToyWorld, count: int, encoder: ToyFrozenEncoder, out_
     loader = torch.utils.data.DataLoader(_Clips(world, count), batch_size=batch, num_workers=workers,
                                          collate_fn=_collate, worker_init_fn=_single_thread if workers else None,
                                          multiprocessing_context="spawn" if workers else None)
-    for indices, frames, captions, motions, speeds, pictures in loader:
+    for indices, frames, captions, motions, speeds, pictures, amplitudes in loader:
         latents = encoder.encode_video(torch.cat(frames))
         latents = latents.view(len(indices), world.num_frames, *latents.shape[1:])
         texts = encoder.encode_text(list(captions))
         for i, index in enumerate(indices):
             writer.add(latents[i], texts[i], {"key": f"{world.split}/{world.kind}/{index}", "caption": captions[i],
                                               "motion": motions[i], "speed": speeds[i], "picture": pictures[i],
-                                              "fps": fps})
+                                              "fps": fps, "amplitude": round(float(amplitudes[i]), 6)})
         if progress is not None:
             progress(len(indices))
     return writer.close()

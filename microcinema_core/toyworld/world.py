@@ -12,6 +12,11 @@ Augmentation: random view size and place, horizontal flips of the source picture
 instead of a photo (named ``"<video>#<frame>"``): hundreds of backdrops instead of 13 photos, against the
 toy base's gap between training and held-out pictures (docs/model_cards.md). 0 (the default) draws exactly the
 clips it always drew.
+``amplitude_octaves`` > 0: each clip's motion is scaled by a hidden factor ``2**u``, ``u`` uniform in
+``[-amplitude_octaves, amplitude_octaves]`` (drawn from its own generator, so every other draw of the clip is
+unchanged), recorded in ``meta["amplitude"]``; the caption does not say it. The trainer couples it to the noise
+prior (``train.prior_amplitude_coupling``), so that gamma is the motion knob (docs/model_cards.md).
+``amplitude_scale`` multiplies every clip's motion (e.g. TSR clips as large per base interval as real 2-fps video).
 """
 from __future__ import annotations
 
@@ -51,7 +56,11 @@ class ClassMix:
 class ToyWorld:
     def __init__(self, sources: Sources, split: str = "train", kind: str = "base", seed: int = 0,
                  size: int = 128, mix: ClassMix | None = None, motions: tuple | None = None,
-                 video_stills: float = 0.0):
+                 video_stills: float = 0.0, amplitude_octaves: float = 0.0, amplitude_scale: float = 1.0):
+        if amplitude_scale <= 0:
+            raise ValueError(f"amplitude_scale multiplies every motion; it must be > 0, got {amplitude_scale!r}")
+        if not 0.0 <= amplitude_octaves <= 3.0:
+            raise ValueError(f"amplitude_octaves is a log2 half-range in [0, 3]; got {amplitude_octaves!r}")
         if not 0.0 <= video_stills <= 1.0:
             raise ValueError(f"video_stills is a share of clips, in [0, 1]; got {video_stills!r}")
         if kind not in KINDS:
@@ -62,6 +71,7 @@ class ToyWorld:
         self.pictures = sources.picture_names(split)
         self.videos = sources.video_names(split)
         self.video_stills = video_stills if self.videos else 0.0
+        self.amplitude_octaves, self.amplitude_scale = amplitude_octaves, amplitude_scale
         self.num_frames, self.interval = KINDS[kind]
         self._tensors: dict = {}
 
@@ -69,6 +79,15 @@ class ToyWorld:
     def rng(self, index: int) -> np.random.Generator:
         key = zlib.crc32(f"{self.split}/{self.kind}".encode())
         return np.random.default_rng([self.seed, key, int(index)])
+
+    def amplitude(self, index: int) -> float:
+        """The clip's hidden motion factor (``amplitude_scale`` unless ``amplitude_octaves``), from a generator of its
+        own."""
+        if not self.amplitude_octaves:
+            return float(self.amplitude_scale)
+        key = zlib.crc32(f"{self.split}/{self.kind}/amplitude".encode())
+        u = np.random.default_rng([self.seed, key, int(index)]).uniform(-1.0, 1.0)
+        return float(self.amplitude_scale * 2.0 ** (u * self.amplitude_octaves))
 
     def times(self) -> np.ndarray:
         """Frame times in base intervals: base -4..4 (keyframe at 0); TSR 0..1."""
@@ -78,25 +97,29 @@ class ToyWorld:
         return np.arange(n, dtype=np.float64) * self.interval
 
     def clip(self, index: int, motion: str | None = None, speed: str | None = None,
-             picture: str | None = None) -> ToyClip:
+             picture: str | None = None, amplitude: float | None = None) -> ToyClip:
+        """Clip ``index``; ``motion`` / ``speed`` / ``picture`` / ``amplitude`` override the drawn ones."""
         rng = self.rng(index)
+        amp = self.amplitude(index) if amplitude is None else float(amplitude)
+        if amp <= 0:
+            raise ValueError(f"amplitude must be > 0, got {amp!r}")
         if motion is None:
             motion = self._draw_motion(rng)
         if speed is None:
             speed = list(SPEEDS)[int(rng.integers(len(SPEEDS)))]
         if motion == REAL:
-            return self._real_clip(rng)
+            return self._real_clip(rng, amp)
         if picture is None:
             picture = self._draw_picture(rng)
         if motion in CAMERA_MOTIONS:
-            frames = self._camera_clip(rng, picture, motion, speed)
+            frames = self._camera_clip(rng, picture, motion, speed, amp)
             text = cap.caption(motion, speed, self.sources.subject(picture), self.split, rng)
         else:
-            frames, obj = self._object_clip(rng, picture, motion, speed)
+            frames, obj = self._object_clip(rng, picture, motion, speed, amp)
             text = cap.caption(motion, speed, self.sources.subject(picture), self.split, rng,
                                object_subject=self.sources.subject(obj))
         frames = colour_jitter(frames, rng)
-        return ToyClip(frames, text, motion, speed, picture)
+        return ToyClip(frames, text, motion, speed, picture, meta={"amplitude": amp})
 
     def _draw_motion(self, rng) -> str:
         if self.motions:
@@ -125,10 +148,10 @@ class ToyWorld:
             self._tensors[key] = image.flip(-1) if flip else image
         return self._tensors[key]
 
-    def _camera_clip(self, rng, picture: str, motion: str, speed: str) -> torch.Tensor:
+    def _camera_clip(self, rng, picture: str, motion: str, speed: str, amplitude: float = 1.0) -> torch.Tensor:
         image = self._picture(picture, bool(rng.integers(2)))
         _, h, w = image.shape
-        path = camera_path(motion, speed, self.times())
+        path = camera_path(motion, speed, self.times() * amplitude)   # the paths are linear in time
         shift, log_scale, angle = path["shift"], path["log_scale"], path["angle"]
         # the largest view (half-width in px) that keeps every frame inside the picture
         grow = math.exp(max(log_scale.max(), 0.0)) * rotation_margin(np.abs(angle).max())
@@ -145,7 +168,7 @@ class ToyWorld:
         centres = np.stack([cx + shift[:, 0] * 2 * half, cy + shift[:, 1] * 2 * half], axis=1)
         return camera_views(image, centres, halves, angle, self.size)
 
-    def _object_clip(self, rng, picture: str, motion: str, speed: str):
+    def _object_clip(self, rng, picture: str, motion: str, speed: str, amplitude: float = 1.0):
         background = self._camera_clip(rng, picture, "static", "normal")
         others = [p for p in self.pictures if p != picture]
         obj = others[int(rng.integers(len(others)))]
@@ -159,17 +182,17 @@ class ToyWorld:
         x0 = min(x0, w - cut_w) if cut_w <= w else 0
         cutout = source[:, y0:y0 + cut_h, x0:x0 + cut_w]
         alpha = soft_ellipse(*cutout.shape[1:])
-        offsets = object_path(motion, speed, self.times()) * 2      # fractions of width -> [-1, 1] units
+        offsets = object_path(motion, speed, self.times() * amplitude) * 2      # fractions of width -> [-1, 1] units
         start = rng.uniform(-0.15, 0.15, size=2)
         centres = start[None] + offsets
         frames = paste(background, cutout, alpha, centres, scale=rng.uniform(0.35, 0.5))
         return frames, obj
 
-    def _real_clip(self, rng) -> ToyClip:
+    def _real_clip(self, rng, amplitude: float = 1.0) -> ToyClip:
         name = self.videos[int(rng.integers(len(self.videos)))]
         video = self.sources.videos[name]
         fps = self.sources.video_fps[name]
-        stride = max(1, round(fps / 2.0 * self.interval))
+        stride = max(1, round(fps / 2.0 * self.interval * amplitude))   # a larger amplitude: a longer stride
         span = stride * (self.num_frames - 1)
         start = int(rng.integers(0, max(1, len(video) - span)))
         idx = np.minimum(start + stride * np.arange(self.num_frames), len(video) - 1)
@@ -185,4 +208,6 @@ class ToyWorld:
                                                  antialias=True, align_corners=False)
         frames = colour_jitter(frames.clamp(0, 1), rng)
         text = cap.caption(REAL, "normal", self.sources.subject(name), self.split, rng)
-        return ToyClip(frames, text, REAL, "normal", name, meta={"stride": stride, "start": start})
+        # the stride is whole frames: the amplitude the clip really has
+        return ToyClip(frames, text, REAL, "normal", name, meta={"stride": stride, "start": start,
+                                                                 "amplitude": stride / (fps / 2.0 * self.interval)})

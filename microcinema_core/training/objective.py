@@ -33,8 +33,9 @@ over processes, or resumed, draws exactly the same numbers.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -65,7 +66,7 @@ def condition_latents(kind: str, latents: torch.Tensor, cond_idx: list[int]) -> 
 
 
 def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_idx: list[int],
-                  alphas_cumprod: torch.Tensor, lam: float, drop_rate: float,
+                  alphas_cumprod: torch.Tensor, lam: float | Sequence[float], drop_rate: float,
                   empty_text: Optional[torch.Tensor], seed: int, step: int, slots: list[int],
                   device: torch.device, offset_noise: float = 0.0,
                   high_noise_fraction: float = 0.0,
@@ -74,13 +75,17 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
 
     ``static_when_dropped`` (base only, not in the paper): a sample whose text is dropped becomes its keyframe
     held still, so the empty prompt, CFG's unconditional branch, means "no motion" instead of the average
-    motion of the data, whose blur guidance would otherwise push into every frame (docs/model_cards.md)."""
+    motion of the data, whose blur guidance would otherwise push into every frame (docs/model_cards.md).
+    ``lam``: eq. 3's lambda, or one per sample (``prior_lambdas``: the noise prior coupled to the motion's size)."""
     if static_when_dropped and kind != "base":
         raise ValueError("static_when_dropped is for the base model (TSR drops all text and keeps its clips)")
     B, N = latents.shape[:2]
     xs, ts, ctxs, apps, targets = [], [], [], [], []
     dropped = 0
     null = empty_text if empty_text is not None else torch.zeros_like(text[0])
+    lams = [float(lam)] * B if isinstance(lam, (int, float)) else [float(v) for v in lam]
+    if len(lams) != B:
+        raise ValueError(f"{len(lams)} prior lambdas for a batch of {B} clips")
     for b in range(B):
         g = sample_generator(seed, step, slots[b])
         t = torch.randint(0, alphas_cumprod.numel(), (1,), generator=g)
@@ -92,7 +97,7 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
         app = appearance_sequence(kind, cond, N)                        # [N, C, h, w]
         if drop and static_when_dropped:
             z0 = app                                                     # the keyframe, every frame
-        eps = training_noise(app, lam, generator=g)                     # eq. 3
+        eps = training_noise(app, lams[b], generator=g)                 # eq. 3
         if offset_noise:
             eps = eps + offset_noise * torch.randn(eps.shape[:2] + (1, 1), generator=g, dtype=eps.dtype)
         xs.append(noised_latent(z0, eps, alphas_cumprod[t].expand(N)))  # eq. 4
@@ -107,6 +112,16 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
         target=torch.cat(targets).to(device), num_frames=N, dropped=dropped,
         abar=alphas_cumprod[torch.cat(ts)].float().repeat_interleave(N).view(-1, 1, 1, 1).to(device),
     )
+
+
+def prior_lambdas(lam: float, amplitudes: Sequence[float], coupling: float, gamma_at_one: float) -> list[float]:
+    """Per-clip training lambdas that make gamma the motion knob (not in the paper): a clip whose motion is ``r``
+    times the world's is noised with ``lam + gamma_at_one - coupling * log2(r)``. Sampling from the prior
+    ``N((lam + gamma) z^c, I)`` (appendix B.3) then asks for ``r = 2 ** ((gamma_at_one - gamma) / coupling)``;
+    ``coupling`` 0 gives eq. 3's single ``lam``."""
+    if not coupling:
+        return [float(lam)] * len(amplitudes)
+    return [float(lam + gamma_at_one - coupling * math.log2(r)) for r in amplitudes]
 
 
 MIN_SNR_GAMMA = 5.0

@@ -72,6 +72,12 @@ class TrainConfig:
                                         # paper): the empty prompt means "no motion" (training/objective.py)
     motion_repeats: dict = field(default_factory=dict)  # {"static": 4}: clips of that motion (cache manifest)
                                         # appear this many times per epoch (not in the paper)
+    # the noise prior as the motion knob (not in the paper): a clip whose motion is scaled by a hidden factor r
+    # (the cache record's "amplitude", toyworld.world) is noised with lambda + prior_amplitude_gamma -
+    # prior_amplitude_coupling * log2(r), so sampling at gamma = prior_amplitude_gamma gives amplitude 1 and each
+    # prior_amplitude_coupling more gamma halves it (training/objective.py); 0: one lambda for every clip (eq. 3)
+    prior_amplitude_coupling: float = 0.0
+    prior_amplitude_gamma: float = 0.02
     # optimiser (sec. 4)
     lr: float = 2e-5                    # new layers: temporal (both branches), SPADE, injection (optim.py)
     spatial_lr_scale: float = 0.1       # SD2.1-initialised spatial layers, AppearNet's too: 10x smaller
@@ -117,6 +123,9 @@ class TrainConfig:
         if self.static_when_dropped and self.kind != "base":
             raise ValueError(f"train.static_when_dropped is for kind 'base' (this run is {self.kind!r}: TSR drops all "
                              "text and keeps its clips); set it to false")
+        if self.prior_amplitude_coupling < 0:
+            raise ValueError(f"train.prior_amplitude_coupling must be >= 0 (gamma per halving of the motion), got "
+                             f"{self.prior_amplitude_coupling!r}")
         for motion, count in self.motion_repeats.items():
             if not isinstance(count, int) or count < 1:
                 raise ValueError(f"train.motion_repeats[{motion!r}] must be a whole number >= 1, got {count!r}")

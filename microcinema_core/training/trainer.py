@@ -27,7 +27,7 @@ from .checkpointing import (checkpoint_dir, latest_checkpoint, load_training_sta
 from .data_order import DataOrder, repeats_by_motion
 from .distributed import DistContext, all_reduce_mean, barrier, init_distributed, shutdown, wrap_model
 from .ema import EMA
-from .objective import diffusion_loss, prepare_batch
+from .objective import diffusion_loss, prepare_batch, prior_lambdas
 from .optim import build_optimizer, build_scheduler, clip_gradients
 from .progress import ProgressReporter
 from .samples import write_sample
@@ -177,6 +177,10 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
     abar = DiscreteSchedule.from_config(config).alphas_cumprod
     empty_text = cache.empty_text()
     reversed_text = cache.reversed_text() if cfg.reverse_rate else None
+    if cfg.prior_amplitude_coupling and not any("amplitude" in clip for clip in cache.clips):
+        raise ValueError(f"train.prior_amplitude_coupling {cfg.prior_amplitude_coupling} needs a cache whose clips record "
+                         f"their motion's amplitude ({cfg.cache_dir}: a toy cache built with amplitude_octaves > 0); "
+                         "set it to 0 otherwise")
     if cfg.reverse_rate and (reversed_text is None or config.kind != "base"):
         raise ValueError(f"train.reverse_rate {cfg.reverse_rate} needs a base cache with reversed captions "
                          f"({cfg.cache_dir}/reversed_text.safetensors: toyworld/reversal.py add_reversed_text); "
@@ -221,8 +225,10 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
         if reversed_text is not None:
             data["latents"], data["text"], reversed_count = reverse_some(
                 data["latents"], data["text"], indices, slots, reversed_text, cfg.reverse_rate, cfg.seed, step)
+        lams = prior_lambdas(cfg.noise_prior_lambda, [cache.clips[i].get("amplitude", 1.0) for i in indices],
+                             cfg.prior_amplitude_coupling, cfg.prior_amplitude_gamma)
         batch = prepare_batch(data["latents"], data["text"], kind=config.kind, cond_idx=cache.condition_indices,
-                              alphas_cumprod=abar, lam=cfg.noise_prior_lambda, drop_rate=cfg.text_drop_rate,
+                              alphas_cumprod=abar, lam=lams, drop_rate=cfg.text_drop_rate,
                               empty_text=empty_text, seed=cfg.seed, step=step, slots=slots, device=ctx.device,
                               offset_noise=cfg.offset_noise, high_noise_fraction=cfg.high_noise_fraction, high_noise_from=cfg.high_noise_from,
                               static_when_dropped=cfg.static_when_dropped)

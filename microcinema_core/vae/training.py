@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..eval.image_metrics import ssim
 from ..toyworld.render import colour_jitter
 from ..toyworld.sources import Sources
 from .taesd_layout import ToyVAE
@@ -41,6 +42,11 @@ class VAETrainConfig:
     save_every: int = 200
     max_minutes: Optional[float] = None   # wall-clock budget: stop there, calibrate and export
     calibration_crops: int = 256          # crops that set vae_scale
+    # a progressive phase starts from an earlier phase's weights: its ``vae_state.pt`` (fp32) or an exported
+    # ``vae.safetensors``; used only when ``out_dir`` has no state of its own yet (a resumed run keeps its own)
+    init: Optional[str] = None
+    # + this x (1 - SSIM): the structure term the 128-px bundle's VAE bar is judged on (L1 + MSE alone blur texture)
+    ssim_weight: float = 0.0
 
 
 def photo_batch(sources: Sources, names: list, batch: int, size: int, rng: np.random.Generator) -> torch.Tensor:
@@ -93,6 +99,8 @@ def train_vae(sources: Sources, out_dir: str | Path, cfg: VAETrainConfig, device
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = int(state["step"])
+    elif cfg.init:
+        vae.load_state_dict(initial_weights(Path(cfg.init)))
     names = sources.picture_names("train")
     end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
     vae.train()
@@ -108,6 +116,8 @@ def train_vae(sources: Sources, out_dir: str | Path, cfg: VAETrainConfig, device
             recon = vae.decoder(latent + cfg.latent_noise * noise.to(device))
         recon, latent = recon.float(), latent.float()
         loss = F.l1_loss(recon, images) + F.mse_loss(recon, images) + cfg.latent_penalty * latent.pow(2).mean()
+        if cfg.ssim_weight:
+            loss = loss + cfg.ssim_weight * (1.0 - ssim(recon, images).mean())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -125,6 +135,15 @@ def train_vae(sources: Sources, out_dir: str | Path, cfg: VAETrainConfig, device
     vae.eval()
     calibrate_scale(vae, sources, names, cfg, device)
     return export_vae(vae, out / EXPORT, cfg)
+
+
+def initial_weights(path: Path) -> dict:
+    """The ``ToyVAE`` state dict of an earlier phase: its training state (``vae_state.pt``) or exported file."""
+    if not path.exists():
+        raise FileNotFoundError(f"the VAE phase's init {path} does not exist: train the earlier phase first")
+    if path.suffix == ".pt":
+        return torch.load(path, map_location="cpu", weights_only=True)["model"]
+    return ToyVAE.load(path).state_dict()
 
 
 def _save_state(path: Path, vae, optimizer, scheduler, step: int, cfg: VAETrainConfig) -> None:
