@@ -149,6 +149,21 @@ class MicroCinemaKeyframeConditioning:
     DESCRIPTION = ("Encodes the keyframe with the VAE and attaches it to the conditioning (AppearNet's input); "
                    "returns the empty video latent to sample.")
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, width=None, height=None):
+        """Sizes that are not multiples of 64 refused with HTTP 400 before anything runs (the widget's step is only a
+        hint; a typed or API value can be anything). ``frames`` keeps the host's own min/max check (left out here:
+        a host skips those for the inputs a node validates itself, and the 2024 host repeats a message once per
+        input named). Linked values (None) are checked when the node runs."""
+        for name, value in (("width", width), ("height", height)):
+            if value is not None and not 64 <= value <= 2048:
+                return f"{name} is {value}: it must be 64..2048, a multiple of 64"
+        try:
+            check_video_size(64 if width is None else int(width), 64 if height is None else int(height), 2)
+        except (MicroCinemaInputError, TypeError, ValueError) as exc:
+            return str(exc)
+        return True
+
     def encode(self, positive, negative, vae, keyframe, width, height, frames):
         check_video_size(width, height, frames)
         latent = encode_keyframe(vae, keyframe, width, height)

@@ -76,35 +76,35 @@ def keyframe_input(positive=None, keyframe_latent=None) -> torch.Tensor:
         "the keyframe)")
 
 
-class MicroCinemaAppearanceNoisePrior:
-    """Patch a MicroCinema MODEL so every sampler starts from the appearance noise prior."""
+PRIOR_WIDGETS = {
+    "gamma": ("FLOAT", {"default": 0.02, "min": GAMMA_RANGE[0], "max": GAMMA_RANGE[1],
+                        "step": 0.005, "round": 0.0001, "tooltip": GAMMA_TOOLTIP}),
+    "prior_lambda": ("FLOAT", {"default": LAMBDA_FROM_CHECKPOINT, "min": -1.0, "max": 1.0,
+                               "step": 0.005, "round": 0.0001, "tooltip": LAMBDA_TOOLTIP}),
+}
+MODEL_INPUT = {"model": ("MODEL", {"tooltip": "A MicroCinema model (base or TSR)."})}
+POSITIVE_INPUT = {"positive": ("CONDITIONING", {
+    "tooltip": "The positive output of 'MicroCinema Keyframe Conditioning': the keyframe is read from it."})}
+KEYFRAME_LATENT_INPUT = {"keyframe_latent": ("LATENT", {
+    "tooltip": "The keyframe as a LATENT (VAE Encode of the keyframe, same size as the video)."})}
+PRIOR_DESCRIPTION = ("Makes sampling start from N((lambda+gamma)*keyframe, I) as in the paper, for any ComfyUI "
+                     "sampler node. " + SAMPLER_NOTE)
+
+
+class MicroCinemaNoisePrior:
+    """Patch a MicroCinema MODEL so every sampler starts from the appearance noise prior; the keyframe comes
+    from the Keyframe Conditioning's positive output. Every input is required, so the host validates the graph
+    upstream of it before anything runs."""
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("MODEL", {"tooltip": "A MicroCinema model (base or TSR)."}),
-                "gamma": ("FLOAT", {"default": 0.02, "min": GAMMA_RANGE[0], "max": GAMMA_RANGE[1],
-                                    "step": 0.005, "round": 0.0001, "tooltip": GAMMA_TOOLTIP}),
-                "prior_lambda": ("FLOAT", {"default": LAMBDA_FROM_CHECKPOINT, "min": -1.0, "max": 1.0,
-                                           "step": 0.005, "round": 0.0001, "tooltip": LAMBDA_TOOLTIP}),
-            },
-            "optional": {
-                "positive": ("CONDITIONING", {
-                    "tooltip": "The positive output of 'MicroCinema Keyframe Conditioning': the keyframe is "
-                               "read from it."}),
-                "keyframe_latent": ("LATENT", {
-                    "tooltip": "Or the keyframe as a LATENT (VAE Encode, same size as the video); used when "
-                               "'positive' is not connected."}),
-            },
-        }
+        return {"required": {**MODEL_INPUT, **POSITIVE_INPUT, **PRIOR_WIDGETS}}
 
     RETURN_TYPES = ("MODEL",)
     OUTPUT_TOOLTIPS = ("The model with the prior start: feed it to KSampler / SamplerCustom. " + SAMPLER_NOTE,)
     FUNCTION = "apply"
     CATEGORY = "MicroCinema"
-    DESCRIPTION = ("Makes sampling start from N((lambda+gamma)*keyframe, I) as in the paper, for any ComfyUI "
-                   "sampler node. " + SAMPLER_NOTE)
+    DESCRIPTION = PRIOR_DESCRIPTION
 
     @classmethod
     def VALIDATE_INPUTS(cls, prior_lambda=None):
@@ -115,6 +115,34 @@ class MicroCinemaAppearanceNoisePrior:
         microcinema_config_of(model)
         keyframe = keyframe_input(positive, keyframe_latent)
         return (with_appearance_prior(model, keyframe, resolve_lambda(prior_lambda), gamma),)
+
+
+class MicroCinemaNoisePriorFromLatent(MicroCinemaNoisePrior):
+    """The same, with the keyframe given as a LATENT (VAE Encode) instead of the conditioning."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {**MODEL_INPUT, **KEYFRAME_LATENT_INPUT, **PRIOR_WIDGETS}}
+
+    DESCRIPTION = PRIOR_DESCRIPTION + " The keyframe comes as a LATENT."
+
+
+class MicroCinemaAppearanceNoisePrior(MicroCinemaNoisePrior):
+    """Deprecated (kept so that older workflows load and run): the keyframe as an OPTIONAL conditioning or latent,
+    which the 2024 host does not validate; use 'MicroCinema Appearance Noise Prior' or '... (keyframe latent)'."""
+
+    DEPRECATED = True   # hidden from the node search of current hosts; old graphs still load
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {**MODEL_INPUT, **PRIOR_WIDGETS}, "optional": {
+            "positive": POSITIVE_INPUT["positive"],
+            "keyframe_latent": ("LATENT", {"tooltip": KEYFRAME_LATENT_INPUT["keyframe_latent"][1]["tooltip"]
+                                                      + " Used when 'positive' is not connected."})}}
+
+    DESCRIPTION = ("DEPRECATED: use 'MicroCinema Appearance Noise Prior' (from the conditioning) or '... (keyframe "
+                   "latent)'; this node's optional keyframe inputs let a broken graph past validation. "
+                   + PRIOR_DESCRIPTION)
 
 
 class AppearancePriorNoise:
@@ -139,7 +167,7 @@ class MicroCinemaAppearanceNoise:
 
     @classmethod
     def INPUT_TYPES(cls):
-        spec = MicroCinemaAppearanceNoisePrior.INPUT_TYPES()
+        spec = MicroCinemaAppearanceNoisePrior.INPUT_TYPES()   # the keyframe stays optional here (current hosts only)
         required = {"model": ("MODEL", {"tooltip": "The MicroCinema model (NOT the output of Appearance Noise "
                                                    "Prior: that would add the prior twice)."}),
                     "noise_seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
@@ -171,8 +199,12 @@ def host_has_noise_type() -> bool:
     return hasattr(custom, "SamplerCustomAdvanced")
 
 
-NODE_CLASS_MAPPINGS = {"MicroCinemaAppearanceNoisePrior": MicroCinemaAppearanceNoisePrior}
-NODE_DISPLAY_NAME_MAPPINGS = {"MicroCinemaAppearanceNoisePrior": "MicroCinema Appearance Noise Prior"}
+NODE_CLASS_MAPPINGS = {"MicroCinemaNoisePrior": MicroCinemaNoisePrior,
+                       "MicroCinemaNoisePriorFromLatent": MicroCinemaNoisePriorFromLatent,
+                       "MicroCinemaAppearanceNoisePrior": MicroCinemaAppearanceNoisePrior}
+NODE_DISPLAY_NAME_MAPPINGS = {"MicroCinemaNoisePrior": "MicroCinema Appearance Noise Prior",
+                              "MicroCinemaNoisePriorFromLatent": "MicroCinema Appearance Noise Prior (keyframe latent)",
+                              "MicroCinemaAppearanceNoisePrior": "MicroCinema Appearance Noise Prior (deprecated)"}
 if host_has_noise_type():
     NODE_CLASS_MAPPINGS["MicroCinemaAppearanceNoise"] = MicroCinemaAppearanceNoise
     NODE_DISPLAY_NAME_MAPPINGS["MicroCinemaAppearanceNoise"] = "MicroCinema Appearance Noise (SamplerCustomAdvanced)"

@@ -135,6 +135,11 @@ class MiniLMComfyTokenizer:
         self.tokenizer = MiniLMTokenizer(model_dir, length=TOKENS)
 
     def tokenize_with_weights(self, text: str, return_word_ids: bool = False, **kwargs) -> dict:
+        count, ignored = self.tokenizer.overflow(text)
+        if ignored:   # cut silently, two prompts differing only past the cut would give the same video
+            _log.warning("MicroCinema text encoder: the prompt is %d tokens; all-MiniLM-L6-v2 reads the first %d "
+                         "([CLS] and [SEP] included), so everything from %r on is IGNORED. Shorten the prompt.",
+                         count, TOKENS, ignored[:60] + ("..." if len(ignored) > 60 else ""))
         ids, mask = self.tokenizer([text])
         row = [(int(i), 1.0) for i in ids[0]]
         if return_word_ids:

@@ -19,7 +19,7 @@ from ..microcinema_core.errors import MicroCinemaInputError
 from .comfy_model import require_kind
 from .keyframe import SIZE_MULTIPLE, VAE_TOOLTIP, check_vae_family
 from .noise_prior import (GAMMA_RANGE, GAMMA_TOOLTIP, LAMBDA_FROM_CHECKPOINT, LAMBDA_TOOLTIP, check_gamma,
-                          resolve_lambda)
+                          resolve_lambda, validate_lambda_widget)
 from .prior_sampling import with_appearance_prior, with_keyframe
 from .sampling import ksample
 
@@ -27,6 +27,10 @@ from .sampling import ksample
 def video_latent_input(video_latent=None, images=None, vae=None) -> torch.Tensor:
     """The raw video latent ``[F,4,h,w]`` from a LATENT, or from IMAGE frames encoded with the VAE."""
     if video_latent is not None:
+        if not isinstance(video_latent, dict) or "samples" not in video_latent:
+            raise MicroCinemaInputError(
+                f"'video_latent' got a {type(video_latent).__name__}, not a LATENT: connect the sampler's LATENT "
+                "output (KSampler / MicroCinema Sampler) there; frames go into the '(images)' TSR node with a VAE")
         samples = video_latent["samples"]
     elif images is not None and vae is not None:
         height, width = int(images.shape[1]), int(images.shape[2])
@@ -40,7 +44,11 @@ def video_latent_input(video_latent=None, images=None, vae=None) -> torch.Tensor
     if samples.ndim != 4 or samples.shape[1] != 4:
         raise MicroCinemaInputError(f"the video latent must be [frames, 4, h, w], got {tuple(samples.shape)}")
     if samples.shape[0] < 2:
-        raise MicroCinemaInputError(f"TSR needs at least 2 frames, got {samples.shape[0]}")
+        source = "'video_latent'" if video_latent is not None else "'images'"
+        raise MicroCinemaInputError(
+            f"{source} has {samples.shape[0]} frame; TSR fills in frames BETWEEN the frames of a video, so it needs "
+            "at least 2: connect the video the sampler made (e.g. KSampler's LATENT of 9 frames), not one image's "
+            "latent (VAE Encode of a picture) or a single frame")
     return samples.float().cpu()
 
 
@@ -78,65 +86,128 @@ def interpolate_pass(model, positive, negative, frames: torch.Tensor, clip_frame
     return assemble_clips(pairs, torch.cat(clips), clip_frames)
 
 
-class MicroCinemaTSRInterpolate:
-    """Temporal super-resolution: 4x frames per pass on each adjacent pair (first/last conditioning)."""
+def _tsr_inputs(video: dict) -> dict:
+    """The TSR node's required inputs: the two models, then ``video`` (how the video arrives), then the widgets."""
+    return {
+        "tsr_model": ("MODEL", {"tooltip": "The MicroCinema TSR model (Load MicroCinema TSR Model)."}),
+        "clip": ("CLIP", {
+            "tooltip": "The text encoder the TSR model was trained with (the toy models: 'Load MicroCinema "
+                       "Text Encoder (MiniLM)'; SD2.1-based ones: SD2.1's OpenCLIP-H). It only encodes "
+                       "the EMPTY prompt: the TSR is trained with text drop rate 1.0 (paper tab. 3), so "
+                       "it takes no prompt."}),
+        **video,
+        "passes": ("INT", {"default": 1, "min": 1, "max": 2,
+                           "tooltip": "1 pass: 4x frames (2 fps -> 8 fps, 9 -> 33 frames); 2 passes: 16x "
+                                      "(2 -> 32 fps, 9 -> 129 frames)."}),
+        "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                         "tooltip": "Noise seed (pass k uses seed + k - 1, wrapping past 2**64-1)."}),
+        "steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Euler steps per pass."}),
+        "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                          "tooltip": "Classifier-free guidance. Keep 1.0 (one model call per step), as "
+                                     "the paper: both conditionings are the empty prompt, so other "
+                                     "values give the same result at twice the cost."}),
+        "gamma": ("FLOAT", {"default": 0.02, "min": GAMMA_RANGE[0], "max": GAMMA_RANGE[1],
+                            "step": 0.005, "round": 0.0001, "tooltip": GAMMA_TOOLTIP}),
+        "prior_lambda": ("FLOAT", {"default": LAMBDA_FROM_CHECKPOINT, "min": -1.0, "max": 1.0,
+                                   "step": 0.005, "round": 0.0001, "tooltip": LAMBDA_TOOLTIP}),
+        "pairs_per_batch": ("INT", {"default": 8, "min": 1, "max": 256,
+                                    "tooltip": "Frame pairs sampled together (memory vs speed). The "
+                                               "result does not depend on it."}),
+    }
+
+
+VIDEO_LATENT = {"video_latent": ("LATENT", {
+    "tooltip": "The video to interpolate as a latent: the sampler's output (KSampler / MicroCinema Sampler), "
+               "at least 2 frames."})}
+VIDEO_IMAGES = {
+    "images": ("IMAGE", {"tooltip": "The video as frames (at least 2; sizes a multiple of 64), encoded with 'vae'."}),
+    "vae": ("VAE", {"tooltip": "Encodes 'images'. " + VAE_TOOLTIP}),
+}
+OUTPUT_TOOLTIP = "The interpolated video latent: (frames-1)*4^passes+1 frames; VAE Decode it."
+TSR_DESCRIPTION = ("MicroCinema's temporal interpolation: each adjacent frame pair becomes a 5-frame clip "
+                   "(endpoints kept), 4x the frame rate per pass. Uses the empty prompt, as the TSR is trained.")
+
+
+def run_tsr(tsr_model, clip, passes, seed, steps, cfg, gamma, prior_lambda, pairs_per_batch, frames_source):
+    check_gamma(gamma)
+    config = require_kind(tsr_model, "tsr", "tsr_model")
+    frames = frames_source()
+    positive = negative = empty_prompt_conditioning(clip, config.context_dim)
+    for index in range(passes):
+        frames = interpolate_pass(tsr_model, positive, negative, frames, config.num_frames, (seed + index) % 2**64,
+                                  steps, cfg, resolve_lambda(prior_lambda), gamma, pairs_per_batch)
+    return ({"samples": frames},)
+
+
+class MicroCinemaTSRInterpolateLatent:
+    """Temporal super-resolution of a video LATENT: 4x frames per pass on each adjacent pair.
+
+    Every input is required, so the host validates the whole graph upstream of this node before anything runs
+    (an optional video input let a prompt with a broken upstream node past validation)."""
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "tsr_model": ("MODEL", {"tooltip": "The MicroCinema TSR model (Load MicroCinema TSR Model)."}),
-                "clip": ("CLIP", {
-                    "tooltip": "The text encoder the TSR model was trained with (the toy models: 'Load MicroCinema "
-                               "Text Encoder (MiniLM)'; SD2.1-based ones: SD2.1's OpenCLIP-H). It only encodes "
-                               "the EMPTY prompt: the TSR is trained with text drop rate 1.0 (paper tab. 3), so "
-                               "it takes no prompt."}),
-                "passes": ("INT", {"default": 1, "min": 1, "max": 2,
-                                   "tooltip": "1 pass: 4x frames (2 fps -> 8 fps, 9 -> 33 frames); 2 passes: 16x "
-                                              "(2 -> 32 fps, 9 -> 129 frames)."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                                 "tooltip": "Noise seed (pass k uses seed + k - 1)."}),
-                "steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Euler steps per pass."}),
-                "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
-                                  "tooltip": "Classifier-free guidance. Keep 1.0 (one model call per step), as "
-                                             "the paper: both conditionings are the empty prompt, so other "
-                                             "values give the same result at twice the cost."}),
-                "gamma": ("FLOAT", {"default": 0.02, "min": GAMMA_RANGE[0], "max": GAMMA_RANGE[1],
-                                    "step": 0.005, "round": 0.0001, "tooltip": GAMMA_TOOLTIP}),
-                "prior_lambda": ("FLOAT", {"default": LAMBDA_FROM_CHECKPOINT, "min": -1.0, "max": 1.0,
-                                           "step": 0.005, "round": 0.0001, "tooltip": LAMBDA_TOOLTIP}),
-                "pairs_per_batch": ("INT", {"default": 8, "min": 1, "max": 256,
-                                            "tooltip": "Frame pairs sampled together (memory vs speed). The "
-                                                       "result does not depend on it."}),
-            },
-            "optional": {
-                "video_latent": ("LATENT", {"tooltip": "The video to interpolate as a latent (e.g. the sampler's "
-                                                       "output). Takes precedence over images."}),
-                "images": ("IMAGE", {"tooltip": "Or the video as frames (sizes a multiple of 64), encoded with "
-                                                "'vae'."}),
-                "vae": ("VAE", {"tooltip": "Encodes 'images'. " + VAE_TOOLTIP}),
-            },
-        }
+        return {"required": _tsr_inputs(VIDEO_LATENT)}
 
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("The interpolated video latent: (frames-1)*4^passes+1 frames; VAE Decode it.",)
+    OUTPUT_TOOLTIPS = (OUTPUT_TOOLTIP,)
     FUNCTION = "interpolate"
     CATEGORY = "MicroCinema"
-    DESCRIPTION = ("MicroCinema's temporal interpolation: each adjacent frame pair becomes a 5-frame clip "
-                   "(endpoints kept), 4x the frame rate per pass. Uses the empty prompt, as the TSR is trained.")
+    DESCRIPTION = TSR_DESCRIPTION
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, prior_lambda=None):
+        return validate_lambda_widget(prior_lambda)
+
+    def interpolate(self, tsr_model, clip, video_latent, passes, seed, steps, cfg, gamma, prior_lambda,
+                    pairs_per_batch):
+        return run_tsr(tsr_model, clip, passes, seed, steps, cfg, gamma, prior_lambda, pairs_per_batch,
+                       lambda: video_latent_input(video_latent=video_latent))
+
+
+class MicroCinemaTSRInterpolateImages(MicroCinemaTSRInterpolateLatent):
+    """The same on IMAGE frames, encoded with the given VAE first."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": _tsr_inputs(VIDEO_IMAGES)}
+
+    DESCRIPTION = TSR_DESCRIPTION + " Takes the video as frames and a VAE."
+
+    def interpolate(self, tsr_model, clip, images, vae, passes, seed, steps, cfg, gamma, prior_lambda,
+                    pairs_per_batch):
+        return run_tsr(tsr_model, clip, passes, seed, steps, cfg, gamma, prior_lambda, pairs_per_batch,
+                       lambda: video_latent_input(images=images, vae=vae))
+
+
+class MicroCinemaTSRInterpolate(MicroCinemaTSRInterpolateLatent):
+    """Deprecated (kept so that older workflows load and run): the video as an OPTIONAL latent or images + VAE.
+
+    ComfyUI's 2024 host validates a prompt by following required inputs only, so nothing upstream of an optional
+    input was checked before running; use 'MicroCinema TSR Interpolate' (latent) or '... (images)' instead."""
+
+    DEPRECATED = True   # hidden from the node search of current hosts; old graphs still load
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": _tsr_inputs({}), "optional": {
+            "video_latent": ("LATENT", {"tooltip": VIDEO_LATENT["video_latent"][1]["tooltip"] + " Takes "
+                                                   "precedence over images."}),
+            **VIDEO_IMAGES}}
+
+    DESCRIPTION = ("DEPRECATED: use 'MicroCinema TSR Interpolate' (a video latent) or 'MicroCinema TSR Interpolate "
+                   "(images)'; this node's optional video inputs let a broken graph past validation. " + TSR_DESCRIPTION)
 
     def interpolate(self, tsr_model, clip, passes, seed, steps, cfg, gamma, prior_lambda,
                     pairs_per_batch, video_latent=None, images=None, vae=None):
-        check_gamma(gamma)
-        config = require_kind(tsr_model, "tsr", "tsr_model")
-        frames = video_latent_input(video_latent, images, vae)
-        positive = negative = empty_prompt_conditioning(clip, config.context_dim)
-        for index in range(passes):
-            frames = interpolate_pass(tsr_model, positive, negative, frames, config.num_frames, (seed + index) % 2**64,
-                                      steps, cfg, resolve_lambda(prior_lambda), gamma, pairs_per_batch)
-        return ({"samples": frames},)
+        return run_tsr(tsr_model, clip, passes, seed, steps, cfg, gamma, prior_lambda, pairs_per_batch,
+                       lambda: video_latent_input(video_latent, images, vae))
 
 
-NODE_CLASS_MAPPINGS = {"MicroCinemaTSRInterpolate": MicroCinemaTSRInterpolate}
-NODE_DISPLAY_NAME_MAPPINGS = {"MicroCinemaTSRInterpolate": "MicroCinema TSR Interpolate"}
+NODE_CLASS_MAPPINGS = {"MicroCinemaTSRInterpolateLatent": MicroCinemaTSRInterpolateLatent,
+                       "MicroCinemaTSRInterpolateImages": MicroCinemaTSRInterpolateImages,
+                       "MicroCinemaTSRInterpolate": MicroCinemaTSRInterpolate}
+NODE_DISPLAY_NAME_MAPPINGS = {"MicroCinemaTSRInterpolateLatent": "MicroCinema TSR Interpolate",
+                              "MicroCinemaTSRInterpolateImages": "MicroCinema TSR Interpolate (images)",
+                              "MicroCinemaTSRInterpolate": "MicroCinema TSR Interpolate (deprecated)"}

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-from .video_writer import DEFAULT_CRF, FORMATS, check_finite_frames, validate_frames, write_video
+from .video_writer import (DEFAULT_CRF, FORMATS, check_finite_frames, prefix_problem, settings_problem, usable_prefix,
+                           validate_frames, write_video)
 
 
 class MicroCinemaSaveVideo:
@@ -33,9 +34,11 @@ class MicroCinemaSaveVideo:
                                "frame (same playback)."}),
                 "filename_prefix": ("STRING", {
                     "default": "MicroCinema/video",
-                    "tooltip": "Name of the file in ComfyUI's output folder; a '/' makes a subfolder. "
-                               "A counter and the extension are appended (video_00001_.mp4). "
-                               "%width% and %height% are replaced by the frame size."}),
+                    "tooltip": "Name of the file in ComfyUI's output folder; a '/' makes a subfolder, and a "
+                               "prefix ending in '/' names a folder (the file is then 'video'); empty means "
+                               "'video'. A counter and the extension are appended (video_00001_.mp4). "
+                               "%width% and %height% are replaced by the frame size. At most 200 bytes a "
+                               "part; no '..' or absolute paths."}),
             },
             "optional": {
                 "quality": ("INT", {
@@ -57,12 +60,23 @@ class MicroCinemaSaveVideo:
                    "animated outputs. The file appears only once it is complete: a failed or cancelled "
                    "save leaves nothing behind.")
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, fps=None, format=None, filename_prefix=None):
+        """Refused with HTTP 400 before anything runs (a linked input arrives as None and is checked at run time)."""
+        problems = [p for p in (prefix_problem(filename_prefix) if filename_prefix is not None else None,
+                                settings_problem(fps, format)) if p]
+        return "; ".join(problems) if problems else True
+
     def save(self, images, fps, format, filename_prefix, quality=DEFAULT_CRF, prompt=None, unique_id=None):
         import comfy.model_management
         import comfy.utils
         import folder_paths
 
         validate_frames(tuple(images.shape), fps, format)
+        problem = prefix_problem(filename_prefix)
+        if problem:
+            raise ValueError(problem + ".")
+        filename_prefix = usable_prefix(filename_prefix)
         source = upstream_node(prompt, unique_id, "images")
         check_finite_frames(images, source)
         num_frames, height, width = (int(s) for s in images.shape[:3])

@@ -7,6 +7,7 @@ under the real name; the temporary file is deleted on any error.
 """
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from typing import Callable, Iterable, Iterator
@@ -16,6 +17,60 @@ import numpy as np
 FORMATS = ("mp4", "webp", "gif")
 PARTIAL_MARK = ".partial-"  # part of every temporary file name (tests look for leftovers)
 DEFAULT_CRF = 19
+DEFAULT_NAME = "video"          # the file name when filename_prefix is empty or names a folder ("clips/")
+# the longest name part of filename_prefix, in bytes: the file "<name>_00001_.webp" and its temporary twin
+# ".<file>.partial-xxxxxxxx.webp" must stay under the 255 bytes a file name may have on common file systems
+MAX_NAME_BYTES = 200
+GIF_MAX_FPS = 100.0             # gif stores frame times in 1/100 s
+
+
+def prefix_problem(filename_prefix: str) -> str | None:
+    """Why ``filename_prefix`` cannot name a file in the output folder (naming the fix), or None when it can."""
+    if not isinstance(filename_prefix, str):
+        return f"filename_prefix must be text, got {type(filename_prefix).__name__}"
+    if "\x00" in filename_prefix:
+        return ("filename_prefix contains a NUL character (\\x00), which no file name may hold: remove it "
+                "(e.g. 'MicroCinema/video')")
+    parts = filename_prefix.replace("\\", "/").split("/")
+    if filename_prefix.startswith(("/", "\\")) or os.path.isabs(filename_prefix) or ".." in parts:
+        return (f"filename_prefix '{filename_prefix[:80]}' points outside ComfyUI's output folder (an absolute path "
+                "or '..'): use a name relative to it, e.g. 'MicroCinema/video'; start ComfyUI with "
+                "--output-directory to save elsewhere")
+    for part in parts:
+        size = len(part.encode("utf-8", "surrogatepass"))
+        if size > MAX_NAME_BYTES:
+            return (f"filename_prefix has a part of {size} bytes ('{part[:24]}...'); a file or folder name can hold "
+                    f"at most {MAX_NAME_BYTES} bytes here (the counter and extension are added to it): shorten "
+                    "filename_prefix")
+    return None
+
+
+FPS_RANGE = (0.01, 240.0)      # the Save Video widget's limits
+
+
+def settings_problem(fps, video_format) -> str | None:
+    """Why ``fps`` / ``video_format`` cannot be saved (naming the fix), or None (either may be None: linked).
+
+    A host skips its own list / range checks for inputs its node validates itself, so all are checked here."""
+    if video_format is not None and video_format not in FORMATS:
+        return f"format: '{video_format}' is not supported; choose one of {', '.join(FORMATS)}"
+    if fps is not None and not (isinstance(fps, (int, float)) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]):
+        return (f"fps: {fps} is not a frame rate this node saves; set fps between {FPS_RANGE[0]:g} and "
+                f"{FPS_RANGE[1]:g} (e.g. 8)")
+    if video_format == "gif" and fps is not None and fps > GIF_MAX_FPS:
+        return (f"fps {fps:g} cannot be stored in a gif: gif keeps frame times in 1/100 s, so at most "
+                f"{GIF_MAX_FPS:g} fps; lower fps to {GIF_MAX_FPS:g} or less, or save as mp4 or webp")
+    return None
+
+
+def usable_prefix(filename_prefix: str) -> str:
+    """``filename_prefix`` with a file name: empty -> ``video``, a folder ("clips/") -> ``clips/video``."""
+    prefix = filename_prefix.strip()
+    if not prefix:
+        return DEFAULT_NAME
+    if prefix.endswith(("/", "\\")):
+        return prefix + DEFAULT_NAME
+    return prefix
 
 
 def validate_frames(shape, fps: float, video_format: str) -> None:
@@ -27,6 +82,9 @@ def validate_frames(shape, fps: float, video_format: str) -> None:
         raise ValueError(f"format: '{video_format}' is not supported; choose one of {', '.join(FORMATS)}.")
     if not (fps > 0 and np.isfinite(fps)):
         raise ValueError(f"fps: {fps} is not a frame rate; set fps to a positive number (e.g. 8).")
+    problem = settings_problem(fps, video_format)
+    if problem:
+        raise ValueError(problem + ".")
     shape = tuple(int(s) for s in shape)
     if len(shape) != 4:
         raise ValueError(
@@ -193,6 +251,9 @@ def write_video(images, path: str, fps: float, video_format: str, crf: int = DEF
         os.replace(temp_path, path)
     except OSError as exc:
         _remove_quietly(temp_path)
+        if exc.errno == errno.ENAMETOOLONG or "name too long" in str(exc).lower():
+            raise OSError(f"could not write {name} in {folder}: the file name is longer than this file system "
+                          "takes. Nothing was saved: shorten filename_prefix.") from exc
         raise OSError(f"could not write {name} in {folder}: {exc}. Nothing was saved (no partial file is left): "
                       "free disk space, or start ComfyUI with --output-directory on another disk.") from exc
     except BaseException:

@@ -18,8 +18,10 @@ from scripts.comfy_host import ComfyHost  # noqa: E402
 
 # Node classes that must be registered once the pack has loaded.
 EXPECTED_NODES = ("MicroCinemaSaveVideo", "MicroCinemaModelLoader", "MicroCinemaTSRModelLoader",
-                  "MicroCinemaInflateSD21", "MicroCinemaKeyframeConditioning", "MicroCinemaAppearanceNoisePrior",
-                  "MicroCinemaSampler", "MicroCinemaTSRInterpolate", "MicroCinemaPriorAncestralSampler",
+                  "MicroCinemaInflateSD21", "MicroCinemaKeyframeConditioning", "MicroCinemaNoisePrior",
+                  "MicroCinemaNoisePriorFromLatent", "MicroCinemaAppearanceNoisePrior", "MicroCinemaSampler",
+                  "MicroCinemaTSRInterpolateLatent", "MicroCinemaTSRInterpolateImages", "MicroCinemaTSRInterpolate",
+                  "MicroCinemaPriorAncestralSampler",
                   "MicroCinemaTextEncoderLoader")
 
 

@@ -552,3 +552,49 @@ def test_server_a_1x1_keyframe_fails_naming_the_input_and_the_minimum(mc_models)
     assert error and error["node_id"] == "7", error
     assert "'keyframe' is 1x1 px; it must be at least 8x8 px" in error["exception_message"], error
     next_prompt_runs(mc_models, "onepixel")
+
+
+def test_tsr_names_a_one_frame_latent_and_a_vae_in_the_latent_input(pack):
+    model = pack.nodes.comfy_model.wrap_model(tiny_model("tsr"))
+    node = pack.nodes.tsr.MicroCinemaTSRInterpolateLatent()
+    with pytest.raises(ValueError, match=r"'video_latent' has 1 frame.*at least 2.*not one image's latent"):
+        node.interpolate(model, None, {"samples": torch.zeros(1, 4, 8, 8)}, 1, 0, 1, 1.0, 0.02, -1.0, 8)
+
+    class SomeVAE:
+        pass
+
+    with pytest.raises(ValueError, match=r"'video_latent' got a SomeVAE, not a LATENT"):   # the deprecated node's
+        pack.nodes.tsr.MicroCinemaTSRInterpolate().interpolate(model, None, 1, 0, 1, 1.0, 0.02, -1.0, 8,
+                                                              video_latent=SomeVAE())
+
+
+def test_main_chain_nodes_take_their_video_and_keyframe_through_required_inputs(pack):
+    """The host validates only what required inputs lead to: the nodes the workflows chain have no optional links."""
+    for name in ("MicroCinemaNoisePrior", "MicroCinemaNoisePriorFromLatent", "MicroCinemaTSRInterpolateLatent",
+                 "MicroCinemaTSRInterpolateImages"):
+        spec = pack.NODE_CLASS_MAPPINGS[name].INPUT_TYPES()
+        assert not spec.get("optional"), name
+    assert "positive" in pack.NODE_CLASS_MAPPINGS["MicroCinemaNoisePrior"].INPUT_TYPES()["required"]
+    for old in ("MicroCinemaAppearanceNoisePrior", "MicroCinemaTSRInterpolate"):   # kept for old workflows
+        assert pack.NODE_CLASS_MAPPINGS[old].DEPRECATED is True
+        assert pack.NODE_DISPLAY_NAME_MAPPINGS[old].endswith("(deprecated)")
+
+
+def test_a_prompt_longer_than_the_text_encoder_reads_is_warned_with_its_token_count(pack, caplog):
+    tokenizer = pack.nodes.text_encoder.MiniLMComfyTokenizer()
+    long = " ".join(f"word{i}" for i in range(60)) + " the camera pans left"
+    with caplog.at_level(logging.WARNING):
+        tokenizer.tokenize_with_weights("a cat, the camera pans left")
+        assert not [r for r in caplog.records if "IGNORED" in r.getMessage()]
+        tokenizer.tokenize_with_weights(long)
+    (record,) = [r for r in caplog.records if "IGNORED" in r.getMessage()]
+    assert re.search(r"the prompt is 127 tokens; .* reads the first 77", record.getMessage())
+    assert "word37" in record.getMessage()
+
+
+def test_keyframe_sizes_and_frames_are_checked_before_anything_runs(pack):
+    validate = pack.nodes.keyframe.MicroCinemaKeyframeConditioning.VALIDATE_INPUTS
+    assert validate(width=320, height=256) is True
+    assert validate(width=None, height=None) is True                               # linked: checked when run
+    assert "width 100 is not a multiple of 64 px; use 64 or 128" in validate(width=100, height=320)
+    assert "height is 4096" in validate(width=320, height=4096)                    # the widget's max, kept

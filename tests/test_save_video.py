@@ -181,3 +181,48 @@ def test_counter_never_overwrites_and_size_vars(mc_host):
     assert sorted(p.name for p in (mc_host.output_dir / "counter").iterdir()) == [
         "40x24_00001_.webp", "40x24_00002_.webp"]
     assert probe(mc_host.output_dir / "counter" / "40x24_00002_.webp").fps == pytest.approx(4.0)
+
+
+# ---------------------------------------------------------------- filename_prefix and gif limits -----
+@pytest.mark.parametrize("prefix,words", [
+    ("clip\x00x", "NUL"),
+    ("../escaped/clip", "outside ComfyUI's output folder"),
+    ("/etc/clip", "outside ComfyUI's output folder"),
+    ("v" * 201, "shorten filename_prefix"),
+    ("ok/" + "é" * 101, "202 bytes"),          # bytes, not characters, are what a file system counts
+])
+def test_a_prefix_no_file_system_takes_is_named_with_the_fix(prefix, words):
+    assert words in vw.prefix_problem(prefix)
+
+
+def test_prefixes_that_name_a_file_pass_and_empty_or_folder_prefixes_get_a_name():
+    for prefix in ("MicroCinema/video", "v" * 200, "a/b/c", "%width%x%height%"):
+        assert vw.prefix_problem(prefix) is None, prefix
+    assert vw.usable_prefix("") == vw.usable_prefix("   ") == "video"
+    assert vw.usable_prefix("clips/") == "clips/video" and vw.usable_prefix("x") == "x"
+
+
+def test_gif_above_100_fps_and_settings_outside_the_widgets_are_refused():
+    assert "1/100 s" in vw.settings_problem(120.0, "gif")
+    assert vw.settings_problem(100.0, "gif") is None and vw.settings_problem(120.0, "mp4") is None
+    assert "format" in vw.settings_problem(8.0, "avi") and "fps" in vw.settings_problem(300.0, "mp4")
+    assert vw.settings_problem(None, None) is None                       # linked inputs: checked when run
+    with pytest.raises(ValueError, match="1/100 s"):
+        vw.validate_frames((3, 8, 8, 3), 120.0, "gif")
+
+
+def test_a_name_longer_than_the_file_system_takes_says_shorten_the_prefix(tmp_path):
+    with pytest.raises(OSError, match="shorten filename_prefix") as error:
+        vw.write_video(ramp_frames(n=2), str(tmp_path / ("v" * 250 + "_00001_.gif")), 4.0, "gif")
+    assert "free disk space" not in str(error.value)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.host
+def test_empty_and_folder_prefixes_save_a_named_file(mc_host):
+    """An empty prefix saves 'video_00001_.mp4' (not a hidden '_00001_.mp4'); 'clips/' saves into that folder."""
+    for prefix, folder in (("", ""), ("slashprefix/", "slashprefix")):
+        entry = mc_host.client.run(colour_prompt("mp4", prefix))
+        (item,) = output_files(entry)
+        assert item["subfolder"] == folder and item["filename"].startswith("video_") and item["filename"].endswith(".mp4")
+        assert probe(mc_host.output_dir / item["subfolder"] / item["filename"]).count == len(COLOURS)

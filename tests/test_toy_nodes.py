@@ -265,6 +265,9 @@ def test_tsr_images_input_refuses_taesdxl(pack):
     with pytest.raises(ValueError, match="'vae' is TAESDXL"):
         pack.nodes.tsr.MicroCinemaTSRInterpolate().interpolate(
             model, None, 1, 0, 1, 1.0, 0.02, -1.0, 8, images=torch.rand(2, 64, 64, 3), vae=stock_vae(0.13025))
+    with pytest.raises(ValueError, match="'vae' is TAESDXL"):   # the node that takes frames and a VAE
+        pack.nodes.tsr.MicroCinemaTSRInterpolateImages().interpolate(
+            model, None, torch.rand(2, 64, 64, 3), stock_vae(0.13025), 1, 0, 1, 1.0, 0.02, -1.0, 8)
 
 
 # -- over HTTP ------------------------------------------------------------------------------------------------
@@ -278,9 +281,15 @@ def test_text_encoder_and_tsr_through_the_server(mc_host, pack, clip):
     loader = info["MicroCinemaTextEncoderLoader"]
     assert loader["category"] == "MicroCinema" and loader["output"] == ["CLIP"]
     assert loader["display_name"] == "Load MicroCinema Text Encoder (MiniLM)"
-    tsr_inputs = info["MicroCinemaTSRInterpolate"]["input"]["required"]
+    tsr_inputs = info["MicroCinemaTSRInterpolateLatent"]["input"]["required"]
     assert tsr_inputs["clip"][0] == "CLIP" and "positive" not in tsr_inputs and "negative" not in tsr_inputs
-    for node in ("MicroCinemaTextEncoderLoader", "MicroCinemaTSRInterpolate"):
+    assert tsr_inputs["video_latent"][0] == "LATENT"           # required: the host validates what feeds it
+    images_inputs = info["MicroCinemaTSRInterpolateImages"]["input"]
+    assert images_inputs["required"]["images"][0] == "IMAGE" and images_inputs["required"]["vae"][0] == "VAE"
+    assert "optional" not in images_inputs or not images_inputs["optional"]
+    assert info["MicroCinemaTSRInterpolate"]["display_name"].endswith("(deprecated)")
+    for node in ("MicroCinemaTextEncoderLoader", "MicroCinemaTSRInterpolateLatent", "MicroCinemaTSRInterpolateImages",
+                 "MicroCinemaTSRInterpolate"):
         for group in info[node]["input"].values():
             for name, spec in group.items():
                 assert len(spec) > 1 and spec[1].get("tooltip"), (node, name)
@@ -292,7 +301,7 @@ def test_text_encoder_and_tsr_through_the_server(mc_host, pack, clip):
         "1": {"class_type": "MicroCinemaTSRModelLoader", "inputs": {"ckpt_name": ckpt, "dtype": "fp32"}},
         "2": {"class_type": "MicroCinemaTextEncoderLoader", "inputs": {"text_encoder": "all-MiniLM-L6-v2"}},
         "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 2}},
-        "4": {"class_type": "MicroCinemaTSRInterpolate", "inputs": {
+        "4": {"class_type": "MicroCinemaTSRInterpolateLatent", "inputs": {
             "tsr_model": ["1", 0], "clip": ["2", 0], "passes": 1, "seed": 3, "steps": 2, "cfg": 1.0,
             "gamma": 0.02, "prior_lambda": -1.0, "pairs_per_batch": 8, "video_latent": ["3", 0]}},
         "5": {"class_type": "SaveLatent", "inputs": {"samples": ["4", 0], "filename_prefix": f"toy/{tag}"}},
@@ -303,7 +312,7 @@ def test_text_encoder_and_tsr_through_the_server(mc_host, pack, clip):
     from microcinema_core.weights.checkpoint import load_checkpoint
 
     model = pack.nodes.comfy_model.wrap_model(load_checkpoint(mc_host.models_dir / "microcinema" / ckpt))
-    (want,) = pack.nodes.tsr.MicroCinemaTSRInterpolate().interpolate(
-        model, clip, 1, 3, 2, 1.0, 0.02, -1.0, 8, video_latent={"samples": torch.zeros(2, 4, 8, 8)})
+    (want,) = pack.nodes.tsr.MicroCinemaTSRInterpolateLatent().interpolate(
+        model, clip, {"samples": torch.zeros(2, 4, 8, 8)}, 1, 3, 2, 1.0, 0.02, -1.0, 8)
     assert got.shape == (5, 4, 8, 8)
     assert (got - want["samples"]).abs().max().item() <= 1e-4 * max(1.0, want["samples"].abs().max().item())

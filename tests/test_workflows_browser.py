@@ -50,6 +50,17 @@ def host_defaults(host, prompt: dict) -> dict:
     return added
 
 
+def run_test_variant(host, ui, prompt: dict, suffix: str, videos: int) -> None:
+    """Queue the UI's prompt as the tests run it (``workflow_assets.as_test_prompt``); it must make ``videos``."""
+    variant = as_test_prompt(prompt)
+    for node in variant.values():
+        if "filename_prefix" in node["inputs"]:
+            node["inputs"]["filename_prefix"] += suffix
+    entry = host.client.wait(host.client.queue(variant, client_id=ui.client_id()), timeout=240)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert len(output_files(entry)) == videos
+
+
 @pytest.fixture(scope="module")
 def ui(mc_models):
     with ComfyBrowser(mc_models.url, viewport=(1600, 1000)) as browser:
@@ -73,10 +84,16 @@ def test_ui_workflow_loads_converts_and_runs(mc_models, ui, name, tmp_path):
     if os.environ.get("MICROCINEMA_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, REPO / "docs" / "img" / "workflows" / f"{name}_{'current' if current else '2024'}.png")
 
-    variant = as_test_prompt(prompt)
-    for node in variant.values():
-        if "filename_prefix" in node["inputs"]:
-            node["inputs"]["filename_prefix"] += "_browser"
-    entry = mc_models.client.wait(mc_models.client.queue(variant, client_id=ui.client_id()), timeout=240)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    assert len(output_files(entry)) == EXPECTED_VIDEOS[name]
+    run_test_variant(mc_models, ui, prompt, "_browser", EXPECTED_VIDEOS[name])
+
+
+def test_a_workflow_saved_with_the_deprecated_nodes_still_loads_and_runs(mc_models, ui):
+    """The toy workflow as shipped until 2026-12-07 (Noise Prior and TSR with optional keyframe / video inputs)."""
+    workflow = json.loads((REPO / "tests" / "data" / "toy_image_to_video_ui_before_required_inputs.json").read_text())
+    report = ui.load_workflow(workflow)
+    console = [e for e in report["console"] if not e.endswith("/favicon.ico]")]
+    assert (report["missing"], report["dialogs"], report["widgets"], console) == ([], [], [], []), report
+    prompt = ui.graph_to_prompt()
+    classes = {node["class_type"] for node in prompt.values()}
+    assert {"MicroCinemaAppearanceNoisePrior", "MicroCinemaTSRInterpolate"} <= classes
+    run_test_variant(mc_models, ui, prompt, "_deprecated", 1)

@@ -116,7 +116,8 @@ def as_test_prompt(prompt: dict, steps: int = TEST_STEPS, size: int = TEST_SIZE)
             if prompt[source]["class_type"] != "LoadImage":
                 prompt[source] = {"class_type": "LoadImage", "inputs": {"image": wf.KEYFRAME_IMAGE}}
             inputs["width"] = inputs["height"] = size
-        if node["class_type"] in ("MicroCinemaSampler", "KSampler", "MicroCinemaTSRInterpolate"):
+        if node["class_type"] in ("MicroCinemaSampler", "KSampler", "MicroCinemaTSRInterpolate",
+                                   "MicroCinemaTSRInterpolateLatent", "MicroCinemaTSRInterpolateImages"):
             inputs["steps"] = steps
     outputs = [nid for nid, node in prompt.items() if node["class_type"] in ("MicroCinemaSaveVideo", "SaveLatent")]
     keep = _reachable(prompt, outputs)

@@ -54,14 +54,14 @@ def _video_back(*, seed: int, steps: int, cfg: float, tsr_ckpt: str, prefix: str
     """Noise prior -> stock KSampler -> TSR (one pass, 2 -> 8 fps) -> VAE Decode -> Save Video (node ids 20-25);
     reads the model (4), text encoder (2), VAE (3) and conditioning (7) of the front."""
     return {
-        "20": _node("MicroCinemaAppearanceNoisePrior", "Appearance Noise Prior", model=["4", 0],
+        "20": _node("MicroCinemaNoisePrior", "Appearance Noise Prior", model=["4", 0],
                     gamma=0.02, prior_lambda=-1.0, positive=["7", 0]),
         "21": _node("KSampler", "KSampler (euler)", model=["20", 0], seed=seed,
                     steps=steps, cfg=cfg, sampler_name="euler", scheduler="normal",
                     positive=["7", 0], negative=["7", 1], latent_image=["7", 2], denoise=1.0),
         "22": _node("MicroCinemaTSRModelLoader", "Load TSR Model (toy)" if toy else "Load TSR Model",
                     ckpt_name=tsr_ckpt, dtype="auto"),
-        "23": _node("MicroCinemaTSRInterpolate", "TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
+        "23": _node("MicroCinemaTSRInterpolateLatent", "TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
                     clip=["2", 0], passes=1, seed=0, steps=steps, cfg=1.0, gamma=0.02,
                     prior_lambda=-1.0, pairs_per_batch=8, video_latent=["21", 0]),
         "24": _node("VAEDecode", "VAE Decode", samples=["23", 0], vae=["3", 0]),
@@ -114,7 +114,7 @@ def gamma_sweep() -> dict:
         base = 30 + 10 * i
         tag = f"{gamma:+.2f}".replace("+", "p").replace("-", "m")
         prompt.update({
-            str(base): _node("MicroCinemaAppearanceNoisePrior", f"Noise prior gamma {gamma:+.2f}", model=["4", 0],
+            str(base): _node("MicroCinemaNoisePrior", f"Noise prior gamma {gamma:+.2f}", model=["4", 0],
                              gamma=gamma, prior_lambda=-1.0, positive=["7", 0]),
             str(base + 1): _node("KSampler", f"KSampler gamma {gamma:+.2f}", model=[str(base), 0], seed=42,
                                  steps=50, cfg=7.5, sampler_name="euler",

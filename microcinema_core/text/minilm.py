@@ -113,6 +113,21 @@ class MiniLMTokenizer:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=length)
         self.length = length
+        self._uncut = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))   # for token_count
+        self._uncut.no_padding()
+        self._uncut.no_truncation()
+
+    def overflow(self, text: str) -> tuple[int, str]:
+        """``(tokens, ignored)``: how many tokens ``text`` has with ``[CLS]`` / ``[SEP]``, and the words past the
+        ``length`` the encoder reads ("" when it fits)."""
+        encoding = self._uncut.encode(str(text))
+        count = len(encoding.ids)
+        if count <= self.length:
+            return count, ""
+        cut = self.length - 1                           # the first token that is cut ([SEP] takes the last slot)
+        word = encoding.word_ids[cut]
+        first = next(i for i, w in enumerate(encoding.word_ids) if w == word) if word is not None else cut
+        return count, str(text)[encoding.offsets[first][0]:]
 
     def __call__(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.zeros(len(texts), self.length, dtype=torch.long)

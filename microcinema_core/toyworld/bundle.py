@@ -104,7 +104,9 @@ class Profile:
     # the base's last export fine-tuned at ``hires_size`` on its latents with the last phase's settings, and
     # with the noise prior coupled to a hidden motion amplitude (``amplitude_octaves``, ``prior_coupling``:
     # gamma per halving of the motion, training/objective.py prior_lambdas); a TSR on its latents whose clips
-    # move ``hires_tsr_amplitude`` times the world's motion
+    # move ``hires_tsr_amplitude`` times the world's motion, over the same hidden amplitudes (what the base makes
+    # over the gamma range). The world's motion per 2-fps interval is already about real video's at 128 px
+    # (bench/motion_per_interval.py: median 3.7 vs 3.9 px), so 1
     hires_size: int = 128
     hires_vae_steps: int = 0
     hires_vae_batch: int = 16
@@ -449,7 +451,7 @@ class Bundle:
             target = self.out / f"cache_{kind}_hires"
             world = ToyWorld(self.sources(), "train", kind, seed=self.seed, size=p.hires_size,
                              video_stills=p.video_stills if kind == "base" else 0.0,
-                             amplitude_octaves=p.amplitude_octaves if kind == "base" else 0.0,
+                             amplitude_octaves=p.amplitude_octaves,   # TSR: the motion sizes the base makes
                              amplitude_scale=1.0 if kind == "base" else p.hires_tsr_amplitude)
             return self._encode_cache(world, count, target, self.vae(hires=True), f"cache {kind} {p.hires_size}px")
         count = p.base_clips if kind == "base" else p.tsr_clips
