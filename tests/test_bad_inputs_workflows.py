@@ -84,7 +84,7 @@ CASES = {
     "filename_prefix of 300 characters": (_setter(("MicroCinemaSaveVideo",), "filename_prefix", "v" * 300),
                                           "shorten filename_prefix"),
     "a link to a node that does not exist": (_broken_link, "99"),
-    "a VAE wired into the video latent": (_vae_as_video, "VAE != LATENT"),
+    "a VAE wired into the video latent": (_vae_as_video, "return_type_mismatch"),
 }
 RESULTS: dict = {}
 
