@@ -296,17 +296,38 @@ def test_the_tsr_alone_retrains_on_a_given_vae_and_installs_only_its_file(tmp_pa
     assert (out / "vae" / "vae.safetensors").read_bytes() == shipped_vae.read_bytes()
 
 
+def _record_the_64px_lineage_as_done(out):
+    """A random 64-px base export and VAE, recorded as done by hand (how the first 128-px run started from the
+    shipped 64-px lineage): the high-resolution stages alone are what this test trains."""
+    from microcinema_core.config import MicroCinemaConfig
+    from microcinema_core.models.microcinema import MicroCinemaModel
+    from microcinema_core.vae.taesd_layout import ToyVAE
+    from microcinema_core.weights.checkpoint import save_checkpoint
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    config = MicroCinemaConfig.tiny("base").replace(**bundle.TOY_MODEL, prediction="v", zero_terminal_snr=True,
+                                                    text_frame_embedding=True, num_frames=9, resolution=64)
+    (out / "base_static").mkdir()
+    save_checkpoint(MicroCinemaModel(config), out / "base_static" / bundle.FILES["base"], dtype="fp16")
+    (out / "vae").mkdir()
+    save_file(ToyVAE().comfy_state_dict(), str(out / "vae" / "vae.safetensors"))
+    stages = ["sources", "vae", "cache_base", "base", "base_refine", "base_motion", "base_static"]
+    (out / "bundle.json").write_text(json.dumps({"seed": 0, "stages": {n: {"done": True, "seconds": 0} for n in stages}}))
+
+
 def test_the_high_resolution_stages_follow_the_first_ones_and_install_their_files(tmp_path, sources_file):
     out = tmp_path / "run128"
     out.mkdir()
     (out / "sources.npz").write_bytes(sources_file.read_bytes())
     profile = bundle.PROFILES["smoke128"]
+    _record_the_64px_lineage_as_done(out)
     assert bundle.main(["--out", str(out), "--profile", "smoke128", "--device", "cpu", "--stop-after",
                         "vae_hires"]) == 0
     assert bundle.main(["--out", str(out), "--profile", "smoke128", "--device", "cpu", "--install",
                         str(tmp_path / "models")]) == 0
     record = json.loads((out / "bundle.json").read_text())
-    # the 64-px stages, then the second VAE's two phases, the 128-px base and the TSR (the 64-px TSR is left out)
+    # the 64-px stages (recorded as done, as the first 128-px run took the shipped lineage), then the second VAE's, the 128-px base and the TSR (the 64-px TSR is left out)
     assert list(record["stages"]) == ["sources", "vae", "cache_base", "base", "base_refine", "base_motion",
                                       "base_static", "vae_hires_a", "vae_hires", "cache_base_hires", "base_hires",
                                       "cache_tsr_hires", "tsr_hires"]
