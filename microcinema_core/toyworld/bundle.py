@@ -106,7 +106,7 @@ class Profile:
     # gamma per halving of the motion, training/objective.py prior_lambdas); a TSR on its latents whose clips
     # move ``hires_tsr_amplitude`` times the world's motion, over the same hidden amplitudes (what the base makes
     # over the gamma range). The world's motion per 2-fps interval is already about real video's at 128 px
-    # (bench/motion_per_interval.py: median 3.7 vs 3.9 px), so 1
+    # (bench/motion_per_interval.py: median 3.7 vs 3.9 px), so the scale is 1
     hires_size: int = 128
     hires_vae_steps: int = 0
     hires_vae_batch: int = 16
@@ -283,6 +283,8 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
 
 
 def _hires_run(run, kind: str, profile: Profile, out: Path, seed: int):
+    """``run`` turned into the high-resolution stage of ``kind``: its own cache and folder; the base from the
+    64-px lineage's last export, with that phase's settings and the prior coupled to the motion's amplitude."""
     run.train.cache_dir = str(out / f"cache_{kind}_hires")
     run.train.output_dir = str(out / f"{kind}_hires")
     run.train.save_every = profile.hires_save_every
