@@ -90,3 +90,23 @@ def test_the_embedded_bundle_is_safetensors_only_and_at_most_50_mb():
         "microcinema/microcinema_toy_base.safetensors", "microcinema/microcinema_toy_tsr.safetensors",
         "vae/microcinema_toy_vae.safetensors"]
     assert sum(p.stat().st_size for p in files) <= 50_000_000
+
+
+def test_the_suite_runs_in_a_folder_named_like_an_installed_pack(tmp_path):
+    """Packs are cloned as custom_nodes/ComfyUI-MicroCinema: pytest must not trip over the root ``__init__.py``
+    there (it imports it with no parent package when the folder's name is no Python name; issue 37)."""
+    import shutil
+    import subprocess
+    import sys
+
+    clone = tmp_path / "ComfyUI-MicroCinema"
+    clone.mkdir()
+    for name in ("__init__.py", "pytest.ini"):
+        shutil.copy(ROOT / name, clone / name)
+    for folder in ("nodes", "microcinema_core", "scripts", "workflows", "tests"):
+        shutil.copytree(ROOT / folder, clone / folder, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_core_inputs.py::test_core_never_imports_comfyui"],
+                          cwd=clone, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
