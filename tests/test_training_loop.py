@@ -93,6 +93,14 @@ def test_export_is_a_microcinema_checkpoint_with_lambda(cache, tmp_path):
     assert meta["steps"] == 2 and meta["ema"] is True and meta["noise_prior_lambda"] == 0.05
     events = read_metrics(tmp_path / "run" / "metrics.jsonl", event="export")
     assert events and events[0]["path"] == str(result.export_path)
+    # a checkpoint exported by hand (a run stopped early, a committed copy) is the file the trainer wrote at the end
+    from microcinema_core.training.export_checkpoint import export_checkpoint
+
+    by_hand = export_checkpoint(tmp_path / "run" / "checkpoints" / "step_00000002.pt", tmp_path / "by_hand.safetensors",
+                                dtype="fp32")
+    assert read_checkpoint_config(by_hand) == config
+    ours, theirs = load_file(str(by_hand)), load_file(str(result.export_path))
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
 def test_two_learning_rates_and_warmup(cache):
