@@ -24,7 +24,7 @@ def _api_file(name: str) -> Path:
 
 TOY = _api_file("toy_image_to_video_api.json")
 SDXL = _api_file("sdxl_keyframe_to_video_api.json")
-FAST = ["--set", "KSampler.steps=4", "--set", "MicroCinemaTSRInterpolate.steps=3"]
+FAST = ["--set", "KSampler.steps=4", "--set", "MicroCinemaTSRInterpolateLatent.steps=3"]
 
 
 def test_ucf101_prompts_and_captions(tmp_path):

@@ -41,7 +41,7 @@ def videos(host, entry) -> list:
 
 def noise_prior_node(sampler_inputs: dict) -> dict:
     """An Appearance Noise Prior node on the shipped model/keyframe nodes, with the Sampler node's gamma/lambda."""
-    return {"class_type": "MicroCinemaAppearanceNoisePrior", "inputs": {
+    return {"class_type": "MicroCinemaNoisePrior", "inputs": {
         "model": ["4", 0], "gamma": sampler_inputs["gamma"], "prior_lambda": sampler_inputs["prior_lambda"],
         "positive": ["7", 0]}}
 
