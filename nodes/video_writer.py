@@ -22,6 +22,7 @@ DEFAULT_NAME = "video"          # the file name when filename_prefix is empty or
 # ".<file>.partial-xxxxxxxx.webp" must stay under the 255 bytes a file name may have on common file systems
 MAX_NAME_BYTES = 200
 GIF_MAX_FPS = 100.0             # gif stores frame times in 1/100 s
+FPS_RANGE = (0.01, 240.0)       # the Save Video widget's limits
 
 
 def prefix_problem(filename_prefix: str) -> str | None:
@@ -43,9 +44,6 @@ def prefix_problem(filename_prefix: str) -> str | None:
                     f"at most {MAX_NAME_BYTES} bytes here (the counter and extension are added to it): shorten "
                     "filename_prefix")
     return None
-
-
-FPS_RANGE = (0.01, 240.0)      # the Save Video widget's limits
 
 
 def settings_problem(fps, video_format) -> str | None:
