@@ -1,4 +1,4 @@
-"""A training checkpoint (``checkpoints/step_<8 digits>.pt``) -> the MicroCinema file the loaders open, with its EMA weights.
+"""A trainer checkpoint (``checkpoints/step_<8 digits>.pt``) -> the file the loaders open, with its EMA weights.
 
     python -m microcinema_core.training.export_checkpoint --checkpoint runs/base/checkpoints/step_00001000.pt \
         --out base_step1000.safetensors [--dtype fp16] [--no-ema]
