@@ -443,9 +443,7 @@ class Bundle:
                 "heldout_ssim": round(heldout_vae_ssim(vae, self.sources(), p.vae_eval_count, size=p.hires_size), 3)}
 
     def build_cache(self, kind: str, hires: bool = False) -> dict:
-        from .encoding import ToyFrozenEncoder, build_toy_cache
         from .world import ToyWorld
-        from tqdm.auto import tqdm
 
         p = self.profile
         if hires:
