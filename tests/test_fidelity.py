@@ -149,3 +149,17 @@ def test_zero_terminal_snr_schedule_keeps_t0_and_leaves_no_clip_at_t999():
     assert bool((zero.alphas_cumprod[1:] < zero.alphas_cumprod[:-1]).all())
     assert bool((zero.alphas_cumprod[1:] <= sd.alphas_cumprod[1:]).all())
     assert 4000 < zero.sigma_max < 5000 and zero.sigmas_for(20)[0] == pytest.approx(zero.sigma_max)
+
+
+def test_start_sigma_begins_the_spacing_at_that_noise_level_and_changes_nothing_above_sigma_max():
+    """``start_sigma`` (bench/gamma_start.py): the zero-terminal-SNR schedule sampled from SD2.1's own sigma_max,
+    the level where SD's t = 999 still holds 6.8 % of the clip."""
+    sd, zero = DiscreteSchedule(), DiscreteSchedule(zero_terminal=True)
+    for scheduler in ("normal", "legacy_ddpm", "karras"):
+        assert torch.equal(zero.sigmas_for(20, scheduler, start_sigma=1e9), zero.sigmas_for(20, scheduler))
+        started = zero.sigmas_for(20, scheduler, start_sigma=sd.sigma_max)
+        assert len(started) == 21 and float(started[-1]) == 0.0
+        assert float(started[0]) == pytest.approx(sd.sigma_max, rel=0.02)
+        assert bool((started[1:] < started[:-1]).all())
+    with pytest.raises(ValueError, match="start_sigma"):
+        zero.sigmas_for(20, start_sigma=zero.sigma_min / 2)

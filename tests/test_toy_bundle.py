@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -330,13 +332,16 @@ def test_the_high_resolution_stages_follow_the_first_ones_and_install_their_file
     # the 64-px stages (recorded as done, as the first 128-px run took the shipped lineage), then the second VAE's, the 128-px base and the TSR (the 64-px TSR is left out)
     assert list(record["stages"]) == ["sources", "vae", "cache_base", "base", "base_refine", "base_motion",
                                       "base_static", "vae_hires_a", "vae_hires", "cache_base_hires", "base_hires",
-                                      "cache_tsr_hires", "tsr_hires"]
+                                      "base_gamma", "cache_tsr_hires", "tsr_hires"]
     stages = record["stages"]
     assert stages["vae_hires_a"]["init"] is None and stages["vae_hires"]["init"].endswith("vae_hires_a/vae_state.pt")
     assert stages["vae_hires"]["crop_px"] == profile.hires_size and "heldout_ssim" in stages["vae_hires"]
     assert stages["base_hires"]["init"] == str(out / "base_static" / bundle.FILES["base"])
     config = read_checkpoint_config(out / "base_hires" / bundle.FILES["base"])
     assert config.resolution == profile.hires_size and config.prediction == "v" and config.zero_terminal_snr
+    # the gamma phase goes on from base_hires's export with the stronger coupling, and is what ships
+    assert stages["base_gamma"]["init"] == str(out / "base_hires" / bundle.FILES["base"])
+    assert bundle.shipped_model_path(out, "base", profile) == out / "base_gamma" / bundle.FILES["base"]
     clips = json.loads((out / "cache_base_hires" / "manifest.json").read_text())["clips"]
     assert len({clip["amplitude"] for clip in clips}) > 1                       # the hidden amplitude, per clip
     tsr_clips = json.loads((out / "cache_tsr_hires" / "manifest.json").read_text())["clips"]
@@ -350,3 +355,59 @@ def test_the_high_resolution_stages_follow_the_first_ones_and_install_their_file
     assert base.config.resolution == profile.hires_size
     tsr = load_checkpoint(tmp_path / "models" / "microcinema" / bundle.FILES["tsr"], dtype="fp32")
     assert tsr.config.kind == "tsr" and tsr.config.resolution == profile.hires_size
+
+
+
+
+def test_a_phase_started_from_a_kept_file_runs_the_steps_left_and_keeps_the_start_on_resume(tmp_path, monkeypatch):
+    """--start-from: an interrupted run's committed export goes on, on a machine without its checkpoints (the
+    trainer itself is replaced: what is checked is the run it is given and what the record keeps)."""
+    from types import SimpleNamespace
+
+    from microcinema_core.training import trainer
+    from microcinema_core.vae.taesd_layout import ToyVAE
+    from safetensors.torch import save_file
+
+    out = tmp_path / "run128"
+    out.mkdir()
+    _record_the_64px_lineage_as_done(out)
+    record = json.loads((out / "bundle.json").read_text())
+    for name in ("vae_hires_a", "vae_hires", "cache_base_hires"):
+        record["stages"][name] = {"done": True, "seconds": 0}
+    (out / "bundle.json").write_text(json.dumps(record))
+    (out / "vae_hires").mkdir()
+    save_file(ToyVAE().comfy_state_dict(), str(out / "vae_hires" / "vae.safetensors"))
+    (out / "cache_base_hires").mkdir()
+    (out / "cache_base_hires" / REVERSED_TEXT).write_text("{}")
+    kept = out / "base_static" / bundle.FILES["base"]        # stands for the export of an interrupted run
+    runs = []
+
+    def fake_train(run, device, on_checkpoint):
+        runs.append(run.train)
+        return SimpleNamespace(step=run.train.max_steps, export_path=Path(run.train.output_dir) / "x.safetensors")
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    monkeypatch.setitem(bundle.PROFILES, "smoke128x5", replace(bundle.PROFILES["smoke128"], hires_steps=5))
+    with pytest.raises(SystemExit, match="PHASE=FILE@STEPS"):
+        bundle.main(["--out", str(out), "--profile", "smoke128x5", "--start-from", f"base_hires={kept}"])
+    with pytest.raises(ValueError, match="nothing left"):
+        bundle.main(["--out", str(out), "--profile", "smoke128x5", "--start-from", f"base_hires={kept}@5"])
+    with pytest.raises(ValueError, match="not a network phase"):
+        bundle.main(["--out", str(out), "--profile", "smoke128x5", "--start-from", f"base_hire={kept}@1"])
+    assert not runs
+    assert bundle.main(["--out", str(out), "--profile", "smoke128x5", "--device", "cpu", "--stop-after", "base_hires",
+                        "--start-from", f"base_hires={kept}@2"]) == 0
+    first = runs[0]
+    assert first.init == str(kept) and first.max_steps == 3 and first.warmup_steps <= 50
+    assert first.seed == bundle.model_run("base", bundle.PROFILES["smoke128x5"], out, 0, "cpu", hires=True).train.seed + 2
+    stage = json.loads((out / "bundle.json").read_text())["stages"]["base_hires"]
+    assert stage["started_from"] == {"file": str(kept), "steps": 2} and stage["steps"] == 5
+    # a resumed invocation keeps the start without being told again; another start for the phase is refused
+    record = json.loads((out / "bundle.json").read_text())
+    record["stages"].pop("base_hires")
+    (out / "bundle.json").write_text(json.dumps(record))
+    assert bundle.main(["--out", str(out), "--profile", "smoke128x5", "--device", "cpu", "--stop-after",
+                        "base_hires"]) == 0
+    assert runs[1].init == str(kept) and runs[1].max_steps == 3
+    with pytest.raises(ValueError, match="already started base_hires"):
+        bundle.main(["--out", str(out), "--profile", "smoke128x5", "--start-from", f"base_hires={kept}@1"])

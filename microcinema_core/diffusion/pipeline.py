@@ -47,7 +47,8 @@ class GuidedDenoiser:
 def generate(model, cond_latents: torch.Tensor, context: torch.Tensor, uncond_context: Optional[torch.Tensor] = None,
              *, num_frames: Optional[int] = None, steps: int = 50, cfg: float = 7.5, lam: Optional[float] = None,
              gamma: float = 0.02, seed: int = 0, sampler: str = "euler", scheduler: str = "normal",
-             denoise: float = 1.0, callback: Optional[StepCallback] = None) -> torch.Tensor:
+             denoise: float = 1.0, start_sigma: Optional[float] = None,
+             callback: Optional[StepCallback] = None) -> torch.Tensor:
     """Video latent ``[B*N,4,h,w]`` for keyframe latents ``[B,4,h,w]`` (base) or ``[B,2,4,h,w]`` (TSR).
 
     ``lam`` defaults to the checkpoint's training lambda; ``gamma`` shifts the prior at inference
@@ -55,6 +56,8 @@ def generate(model, cond_latents: torch.Tensor, context: torch.Tensor, uncond_co
     ``euler_ancestral`` (prior-corrected re-injected noise). ``denoise`` < 1 starts part-way, from AppearNet's input
     (the keyframe repeated; for TSR the interpolation of the two given frames) noised to the first of ``steps``
     sigmas, as ComfyUI's KSampler does with that latent and ``denoise``; the prior's mean is added as usual.
+    ``start_sigma``: the first sigma of the spacing (``DiscreteSchedule.sigmas_for``); the start is still
+    ``N(mu, I)`` in ``z`` (appendix B.3), now at a noise level where the network sees ``mu`` as part of the clip.
     """
     config = model.config
     num_frames = int(num_frames or config.num_frames)
@@ -63,7 +66,7 @@ def generate(model, cond_latents: torch.Tensor, context: torch.Tensor, uncond_co
         raise MicroCinemaInputError("keyframe latent contains NaN/inf: re-encode the keyframe (fp32 or bf16 VAE)")
     appearance = appearance_sequence(config.kind, cond_latents, num_frames)
     schedule = DiscreteSchedule.from_config(config)
-    sigmas = schedule.sigmas_for(steps, scheduler, denoise=denoise)
+    sigmas = schedule.sigmas_for(steps, scheduler, denoise=denoise, start_sigma=start_sigma)
     generator = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(appearance.shape, generator=generator).to(appearance.device)
     mean = prior_mean(appearance.float(), lam, gamma)

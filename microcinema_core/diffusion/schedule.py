@@ -15,6 +15,7 @@ sigma before 0 is sigma(t=0), about 0.03, where the paper's is sigma(t=19), abou
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 
@@ -75,32 +76,38 @@ class DiscreteSchedule:
         w = t.frac()
         return ((1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]).exp()
 
-    def sigmas_for(self, steps: int, scheduler: str = "normal", denoise: float = 1.0) -> torch.Tensor:
+    def sigmas_for(self, steps: int, scheduler: str = "normal", denoise: float = 1.0,
+                   start_sigma: Optional[float] = None) -> torch.Tensor:
         """``steps + 1`` decreasing sigmas ending in 0.
 
         ``normal``: timesteps evenly spaced from 999 down to 0 inclusive (ComfyUI's "normal");
         ``legacy_ddpm``: the paper's EulerEDM spacing, integer timesteps 999, 979, ..., 19 for 50 steps
         (see the module docstring); ``karras``: Karras et al. rho=7 spacing.
+        ``start_sigma``: the spacing starts at the training timestep nearest that sigma instead of the last one
+        (``None`` or anything at or above ``sigma_max``: the whole schedule).
         """
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
         if not 0.0 < denoise <= 1.0:
             raise ValueError(f"denoise must be in (0, 1], got {denoise}")
         total = steps if denoise >= 1.0 else int(math.ceil(steps / denoise))
+        top = self.sigma_max if start_sigma is None else min(float(start_sigma), self.sigma_max)
+        if top <= self.sigma_min:
+            raise ValueError(f"start_sigma must be above sigma_min {self.sigma_min:.4f}, got {start_sigma}")
+        first = int(self.timestep(torch.tensor(top)))
         if scheduler == "normal":
-            ts = torch.linspace(float(self.timestep(torch.tensor(self.sigma_max))),
+            ts = torch.linspace(float(first),
                                 float(self.timestep(torch.tensor(self.sigma_min))), total)
             sigmas = self.sigma(ts)
         elif scheduler == "legacy_ddpm":
             import numpy as np
 
-            n = len(self.sigmas)
-            ts = np.linspace(n - 1, 0, total, endpoint=False).astype(int)  # 999, 979, ..., 19 (50 steps)
+            ts = np.linspace(first, 0, total, endpoint=False).astype(int)  # 999, 979, ..., 19 (50 steps)
             sigmas = self.sigmas[torch.from_numpy(ts.copy())]
         elif scheduler == "karras":
             rho = 7.0
             ramp = torch.linspace(0, 1, total)
-            lo, hi = self.sigma_min ** (1 / rho), self.sigma_max ** (1 / rho)
+            lo, hi = self.sigma_min ** (1 / rho), float(self.sigmas[first]) ** (1 / rho)
             sigmas = (hi + ramp * (lo - hi)) ** rho
         else:
             raise ValueError(f"unknown scheduler {scheduler!r}; use one of {', '.join(SCHEDULERS)}")

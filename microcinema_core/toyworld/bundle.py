@@ -124,6 +124,11 @@ class Profile:
     hires_tsr_clips: int = 600
     hires_tsr_steps: int = 0
     hires_tsr_amplitude: float = 1.0
+    # the base's last phase at ``hires_size`` ("base_gamma", from base_hires's export, on its cache): the same
+    # settings with a stronger coupling, ``gamma_coupling`` per halving of the motion (0.04 was not read after
+    # 1,500 steps: gamma at its two ends gave the same flow, docs/model_cards.md); 0 steps: none
+    gamma_steps: int = 0
+    gamma_coupling: float = 0.1
 
 
 # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px. The base and TSR networks train in bf16
@@ -190,12 +195,12 @@ PROFILES = {
 
 
 # the 128-px bundle (issue 35): the cpu profile's stages (the shipped 64-px lineage), then the high-resolution ones
-_CPU128 = replace(_CPU, hires_vae_steps=2000, hires_vae_fine_steps=1000, hires_vae_ssim_weight=0.5, hires_steps=3000,
-                  hires_save_every=500, hires_tsr_steps=1500)
+_CPU128 = replace(_CPU, hires_vae_steps=2000, hires_vae_fine_steps=1000, hires_vae_ssim_weight=0.5, hires_steps=1500,
+                  hires_save_every=500, hires_tsr_steps=1500, gamma_steps=2000)
 PROFILES["cpu128"] = _CPU128
 PROFILES["smoke128"] = replace(PROFILES["smoke"], hires_size=64, hires_vae_steps=2, hires_vae_batch=2, hires_vae_crop=32,
                             hires_vae_fine_steps=1, hires_vae_fine_batch=2, hires_clips=6, hires_steps=1, hires_batch=2,
-                            hires_save_every=1, hires_tsr_clips=4, hires_tsr_steps=1)
+                            hires_save_every=1, hires_tsr_clips=4, hires_tsr_steps=1, gamma_steps=1)
 HIRES_VAE = ("vae_hires_a", "vae_hires")   # the second VAE's two phases (folders and stage names)
 
 
@@ -221,13 +226,14 @@ def machine() -> str:
 
 
 def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, refine: bool = False,
-              motion: bool = False, static: bool = False, hires: bool = False):
+              motion: bool = False, static: bool = False, hires: bool = False, gamma: bool = False):
     """The trainer's run of one model; ``refine``: the base model's second phase (``Profile.refine_*``);
     ``motion``: its third (``Profile.motion_steps``: the refine settings, from the refine phase's export, on the
     zero-terminal-SNR schedule and with the text-and-frame embedding); ``static``: its fourth
     (``Profile.static_*``: the third's settings from its export, the empty prompt trained as "no motion");
     ``hires``: the high-resolution stage of ``kind`` (``Profile.hires_*``: the base's last export fine-tuned on
-    the second VAE's latents with the prior coupled to the motion's amplitude; the TSR on those latents)."""
+    the second VAE's latents with the prior coupled to the motion's amplitude; the TSR on those latents);
+    ``gamma``: the base's phase after that (``Profile.gamma_*``: its settings, the stronger coupling)."""
     from ..training.train_config import DataConfig, RunConfig, TrainConfig
 
     motion = motion or static
@@ -244,6 +250,8 @@ def model_run(kind: str, profile: Profile, out: Path, seed: int, device: str, re
         keep_last=2, log_every=50, resume="auto", export_name=FILES[kind], tensorboard=False,
         sample_every=0, sample_cfg=5.0 if kind == "base" else 1.0, progress_bar=True))
     run.train.model_overrides["prediction"] = profile.base_prediction if kind == "base" else profile.tsr_prediction
+    if gamma:
+        return _gamma_run(_hires_run(run, kind, profile, out, seed), profile, out, seed)
     if hires:
         return _hires_run(run, kind, profile, out, seed)
     if kind == "base" and profile.single_phase:
@@ -304,6 +312,16 @@ def _hires_run(run, kind: str, profile: Profile, out: Path, seed: int):
     return run
 
 
+def _gamma_run(run, profile: Profile, out: Path, seed: int):
+    """The high-resolution base run turned into its ``base_gamma`` phase: from base_hires's export, on its cache."""
+    run.train.init = str(out / "base_hires" / FILES["base"])
+    run.train.output_dir = str(out / "base_gamma")
+    run.train.max_steps = profile.gamma_steps
+    run.train.seed = seed + 4
+    run.train.prior_amplitude_coupling = profile.gamma_coupling
+    return run
+
+
 def _final_base_settings(run, profile: Profile) -> None:
     """The last base phase's settings (not in the paper, docs/model_cards.md), applied to a run from scratch."""
     run.train.high_noise_fraction = profile.refine_fraction
@@ -326,10 +344,22 @@ def final_model_dir(out: Path, kind: str, profile: Profile) -> Path:
 
 def shipped_model_path(out: Path, kind: str, profile: Profile) -> Path:
     """The file of ``kind`` the bundle installs: the high-resolution stage's when the profile has one."""
+    if kind == "base" and profile.gamma_steps:
+        return out / "base_gamma" / FILES[kind]
     hires = profile.hires_steps if kind == "base" else profile.hires_tsr_steps
     if hires:
         return out / f"{kind}_hires" / FILES[kind]
     return final_model_dir(out, kind, profile) / FILES[kind]
+
+
+def phase_steps(profile: Profile, phase: str) -> int:
+    """The steps of a network phase (a stage that trains a base or TSR network) in ``profile``."""
+    steps = {"base": profile.base_steps, "base_refine": profile.refine_steps, "base_motion": profile.motion_steps,
+             "base_static": profile.static_steps, "tsr": profile.tsr_steps, "base_hires": profile.hires_steps,
+             "base_gamma": profile.gamma_steps, "tsr_hires": profile.hires_tsr_steps}
+    if phase not in steps:
+        raise ValueError(f"{phase!r} is not a network phase; use one of {', '.join(steps)}")
+    return steps[phase]
 
 
 PROBES = ("every", "last")   # sample probes at every checkpoint of a phase, or at its last one only
@@ -337,7 +367,10 @@ PROBES = ("every", "last")   # sample probes at every checkpoint of a phase, or 
 
 class Bundle:
     def __init__(self, out: Path, profile: Profile, seed: int, device: str, text_model_dir: Optional[str],
-                 probes: str = "every"):
+                 probes: str = "every", start_from: Optional[dict] = None):
+        """``start_from``: ``{phase: (file, steps)}``: that network phase begins from ``file`` (an export of an
+        interrupted run, e.g. a committed fp16 copy) as if ``steps`` of its steps were done: a new optimizer with
+        a short warm-up, a data order of its own, the steps left. Kept in ``bundle.json``, so a resume keeps it."""
         if probes not in PROBES:
             raise ValueError(f"probes must be one of {PROBES}, not {probes!r}")
         self.out, self.profile, self.seed, self.device = out, profile, seed, device
@@ -346,6 +379,18 @@ class Bundle:
         self.record = json.loads(self.record_path.read_text()) if self.record_path.exists() else {
             "seed": seed, "profile": asdict(profile), "model": TOY_MODEL, "stages": {}}
         self.record["profile"] = asdict(profile)   # the settings of the latest invocation (stages keep theirs)
+        for phase, (file, steps) in (start_from or {}).items():
+            total = phase_steps(profile, phase)
+            if not 0 <= int(steps) < total:
+                raise ValueError(f"--start-from {phase}=...@{steps}: that phase has {total} steps in this profile; "
+                                 f"give the steps done, 0..{max(0, total - 1)} (nothing left to train otherwise)")
+            known = self.record.setdefault("start_from", {}).get(phase)
+            if known and (known["file"], known["steps"]) != (str(file), int(steps)):
+                raise ValueError(f"{out} already started {phase} from {known['file']}@{known['steps']}: give a fresh "
+                                 "--out folder, or the same --start-from")
+            if not Path(file).exists():
+                raise ValueError(f"--start-from {phase}={file}: no such file")
+            self.record["start_from"][phase] = {"file": str(file), "steps": int(steps)}
         self._sources = self._text = None
         self._vaes: dict = {}
 
@@ -399,7 +444,7 @@ class Bundle:
 
     # ---- stages ---------------------------------------------------------------------------------
     def train_vae(self) -> dict:
-        from ..vae.training import VAETrainConfig, reconstruction_psnr, train_vae
+        from ..vae.training import VAETrainConfig, train_vae
         from tqdm.auto import tqdm
 
         cfg = VAETrainConfig(steps=self.profile.vae_steps, batch_size=self.profile.vae_batch, seed=self.seed,
@@ -475,12 +520,12 @@ class Bundle:
         return {"clips": count, "size": world.size, "amplitude_octaves": world.amplitude_octaves}
 
     def train_model(self, kind: str, refine: bool = False, motion: bool = False, static: bool = False,
-                    hires: bool = False) -> dict:
+                    hires: bool = False, gamma: bool = False) -> dict:
         from ..training.trainer import train
         from .probe import probe_base, probe_gamma, probe_text_reliance, probe_tsr
 
         run = model_run(kind, self.profile, self.out, self.seed, self.device, refine=refine, motion=motion,
-                        static=static, hires=hires)
+                        static=static, hires=hires, gamma=gamma)
         vae = self.vae(hires=hires)
         if run.train.reverse_rate and not (Path(run.train.cache_dir) / REVERSED_TEXT).exists():
             from .reversal import add_reversed_text
@@ -488,6 +533,13 @@ class Bundle:
             print(f"[bundle] reversed captions: {add_reversed_text(run.train.cache_dir, self.text())}", flush=True)
         label = Path(run.train.output_dir).name      # the phase: base, base_refine, ..., base_hires, tsr_hires
         probe_device = self.device
+        started = self.record.get("start_from", {}).get(label)
+        before = started["steps"] if started else 0
+        if started:
+            run.train.init = started["file"]
+            run.train.max_steps -= before
+            run.train.seed += before
+            run.train.warmup_steps = min(run.train.warmup_steps or 50, 50)
 
         def on_checkpoint(step, model, ema):
             from ..models.microcinema import MicroCinemaModel
@@ -516,8 +568,9 @@ class Bundle:
                                               device=probe_device))
             else:
                 scores = probe_tsr(shadow, vae, self.text(), self.sources(), count=count, device=probe_device)
-            print(f"[probe {label} step {step}] {json.dumps({k: round(v, 4) for k, v in scores.items()})}", flush=True)
-            self.record.setdefault("probes", {}).setdefault(label, []).append({"step": step, **scores})
+            print(f"[probe {label} step {before + step}] {json.dumps({k: round(v, 4) for k, v in scores.items()})}",
+                  flush=True)
+            self.record.setdefault("probes", {}).setdefault(label, []).append({"step": before + step, **scores})
             self._save_record()
             return scores
 
@@ -531,8 +584,10 @@ class Bundle:
                  **({"static_when_dropped": True, "motion_repeats": run.train.motion_repeats}
                     if run.train.static_when_dropped else {}),
                  } if run.train.init or (kind == "base" and self.profile.single_phase) else {}   # settings past phase 1's
+        if started:
+            extra["started_from"] = started
         return {**extra, "prediction": run.train.model_overrides.get("prediction", "eps"),
-                "steps": result.step, "batch": run.train.batch_size, "lr": run.train.lr,
+                "steps": before + result.step, "batch": run.train.batch_size, "lr": run.train.lr,
                 "precision": run.train.precision, "probes": self.probes, "export": str(result.export_path)}
 
     def use_vae(self, source: Path) -> None:
@@ -598,6 +653,8 @@ class Bundle:
         if p.hires_steps:
             stages += [("cache_base_hires", lambda: self.build_cache("base", hires=True)),
                        ("base_hires", lambda: self.train_model("base", hires=True))]
+            if p.gamma_steps:
+                stages += [("base_gamma", lambda: self.train_model("base", hires=True, gamma=True))]
         if p.hires_tsr_steps:
             stages += [("cache_tsr_hires", lambda: self.build_cache("tsr", hires=True)),
                        ("tsr_hires", lambda: self.train_model("tsr", hires=True))]
@@ -702,6 +759,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=None, choices=["tsr"],
                         help="retrain the TSR model alone (its cache and training) on the run's VAE (--vae or an "
                              "earlier run's); --install then writes only the TSR file")
+    parser.add_argument("--start-from", action="append", default=[], metavar="PHASE=FILE@STEPS",
+                        help="begin a network phase (e.g. base_hires) from an exported file of an interrupted run as if "
+                             "STEPS of its steps were done (new optimizer, short warm-up, the steps left); repeatable")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--probes", default="last", choices=PROBES,
                         help="sample probes (18 held-out videos + the text-reliance probe, ~1 min each on 2 CPU cores) "
@@ -717,6 +777,16 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _start_from(text: str) -> tuple:
+    """``PHASE=FILE@STEPS`` -> ``(PHASE, (FILE, STEPS))``."""
+    phase, _, rest = text.partition("=")
+    file, _, steps = rest.rpartition("@")
+    if not (phase and file and steps.isdigit()):
+        raise SystemExit(f"--start-from {text!r}: write PHASE=FILE@STEPS, e.g. "
+                         "base_hires=runs_kept/b128_step1500/microcinema_toy_base.safetensors@1500")
+    return phase, (Path(file), int(steps))
+
+
 def _retrain(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -725,7 +795,8 @@ def _retrain(args) -> int:
         device = "cuda:0"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bundle = Bundle(out, PROFILES[args.profile], args.seed, device, args.text_model_dir, probes=args.probes)
+    bundle = Bundle(out, PROFILES[args.profile], args.seed, device, args.text_model_dir, probes=args.probes,
+                    start_from=dict(_start_from(text) for text in args.start_from))
     if args.vae:
         bundle.use_vae(Path(args.vae))
     bundle.run(args.stop_after, only=args.only)

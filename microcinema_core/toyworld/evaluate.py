@@ -11,10 +11,12 @@ Measures (each written to ``results.json``, plots and contact sheets as PNG besi
 * the keyframe is kept: PSNR / SSIM of the generated centre frame against the keyframe, next to the toy VAE's
   own reconstruction PSNR on the same keyframes;
 * speed words: the same keyframe, phrasing and seed with "slowly" and with "quickly": flow magnitude;
-* gamma: flow magnitude over gamma -0.02 .. 0.1 (plot);
+* the keyframe kept, in features: MobileNetV2 similarity of every frame to its keyframe vs a shuffled keyframe;
+* gamma: flow magnitude and centre PSNR over the Noise Prior node's gamma range (plot, with the 2x bar);
+* few steps: agreement, centre PSNR and time at 5 / 10 / 20 / 50 steps, with and without the prior;
 * text reliance: eps error with the opposite motion's caption vs the clip's own (does the model read direction?);
-* TSR vs a linear blend (in pixels, and through the same VAE) on held-out 4x-rate clips (toy world) and on the
-  held-out real video, with the VAE's own reconstruction as the ceiling;
+* TSR (over three sampling seeds) vs a linear blend (in pixels, and through the same VAE) vs RIFE on held-out 4x-rate
+  clips (toy world), the held-out real video (carphone) and a training one (bikes), with the VAE's own ceiling;
 * contact sheets of six held-out cases (keyframe, base video, TSR video).
 """
 from __future__ import annotations
@@ -35,13 +37,15 @@ from ..eval.contact_sheet import contact_sheet
 from ..eval.flow_motion import CLASSES, classify, confusion_matrix, video_motion
 from ..eval.image_metrics import psnr, ssim
 from . import captions as cap
-from .motions import CAMERA_MOTIONS, SPEEDS
+from .motions import CAMERA_MOTIONS
 from .probe import heldout_cases, per_frame_mean_error, probe_text_reliance, sample_videos
 from .world import ToyWorld
 
 STEPS, CFG, GAMMA, SEED = 20, 2.0, 0.02, 0
 EVALUATION_CASES_SEED = 2026    # the held-out cases of this evaluation; validation (toyworld/validate.py) uses others
-GAMMAS = (-0.02, 0.0, 0.02, 0.05, 0.1)
+GAMMAS = (-0.1, -0.06, -0.02, 0.02, 0.06, 0.1)   # the Noise Prior node's range (nodes/noise_prior.py GAMMA_RANGE)
+TSR_SEEDS = (0, 1, 2)                              # sampling seeds of the TSR comparison (its spread)
+FEW_STEPS = (5, 10, 20, 50)                        # the paper's appendix fig. 5 claim: few steps with the prior
 
 
 def load_bundle(models: Path):
@@ -123,18 +127,63 @@ def gamma_sweep(base, vae, text, sources, count: int, plot: Path) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot([r["gamma"] for r in rows], [r["mean_px"] for r in rows], "o-")
+    magnitudes = [r["mean_px"] for r in rows]
+    ratio = max(magnitudes) / max(min(magnitudes), 1e-9)
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    gammas = [r["gamma"] for r in rows]
+    ax.plot(gammas, magnitudes, "o-", color="tab:blue")
+    ax.axhline(min(magnitudes) * 2, color="tab:blue", ls=":", lw=1, label="2x the smallest flow (the bar)")
     ax.set_xlabel("gamma (inference prior shift)")
-    ax.set_ylabel("mean optical-flow magnitude (px / frame)")
-    ax.set_title(f"toy base model, {count} held-out videos per gamma")
+    ax.set_ylabel("mean optical-flow magnitude (px / frame)", color="tab:blue")
+    right = ax.twinx()
+    right.plot(gammas, [r["centre_psnr_db"] for r in rows], "s--", color="tab:red")
+    right.set_ylabel("centre frame vs keyframe PSNR (dB)", color="tab:red")
+    ax.set_title(f"toy base, {count} held-out videos per gamma: largest / smallest flow {ratio:.2f}x", fontsize=9)
+    ax.legend(loc="upper right", fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(plot, dpi=120)
     plt.close(fig)
-    magnitudes = [r["mean_px"] for r in rows]
-    return {"videos_per_gamma": count, "rows": rows,
+    return {"videos_per_gamma": count, "rows": rows, "largest_over_smallest": ratio,
             "monotone_decreasing": bool(all(a > b for a, b in zip(magnitudes, magnitudes[1:])))}
+
+
+def keyframe_similarity_vs_shuffled(cases, frames) -> dict:
+    """MobileNetV2 feature similarity of every generated frame to its own keyframe, against the same frames to
+    another case's keyframe (the cases rolled by half their number: a shuffle with no case left in place)."""
+    from ..eval.mobilenet import keyframe_similarity, load_mobilenet_v2
+
+    net = load_mobilenet_v2()
+    keys = [c.frames[4] for c in cases]
+    other = len(cases) // 2
+    own = np.stack([keyframe_similarity(f, keys[i], net) for i, f in enumerate(frames)])
+    shuffled = np.stack([keyframe_similarity(f, keys[(i + other) % len(cases)], net) for i, f in enumerate(frames)])
+    return {"videos": len(cases), "own_per_frame": own.mean(0).round(4).tolist(),
+            "shuffled_per_frame": shuffled.mean(0).round(4).tolist(), "own_mean": float(own.mean()),
+            "shuffled_mean": float(shuffled.mean()),
+            "every_frame_nearer_own_fraction": float((own > shuffled).mean())}
+
+
+def few_steps(base, vae, text, sources, count: int) -> dict:
+    """Agreement, centre PSNR and time at 5-50 Euler steps, with the prior (the workflow's gamma) and without it
+    (``mu = 0``: gamma = -lambda), on held-out cases (appendix fig. 5: 5 steps suffice for simple motion)."""
+    cases = heldout_cases(sources, count, seed=EVALUATION_CASES_SEED, size=base.config.resolution)
+    keyframes = torch.stack([c.frames[4] for c in cases])
+    rows = []
+    for prior in (True, False):
+        for steps in FEW_STEPS:
+            t0 = time.perf_counter()
+            frames, _ = sample_videos(base, vae, text, keyframes, [c.caption for c in cases], steps=steps, cfg=CFG,
+                                      gamma=GAMMA if prior else -base.config.noise_prior_lambda, seed=SEED)
+            seconds = time.perf_counter() - t0
+            rows.append({"prior": prior, "steps": steps,
+                         "agreement": float(np.mean([classify(m) == c.motion for m, c in zip(_flows(frames), cases)])),
+                         "centre_psnr_db": float(psnr(frames[:, 4], keyframes).mean()),
+                         "seconds_per_video": seconds / count})
+    by = {(r["prior"], r["steps"]): r for r in rows}
+    return {"videos": count, "rows": rows,
+            "five_vs_fifty_with_prior": {k: by[(True, 5)][k] / max(by[(True, 50)][k], 1e-9)
+                                         for k in ("agreement", "centre_psnr_db")}}
 
 
 def _blend(first: torch.Tensor, last: torch.Tensor, n: int) -> torch.Tensor:
@@ -145,7 +194,10 @@ def _blend(first: torch.Tensor, last: torch.Tensor, n: int) -> torch.Tensor:
 TSR_FROM_BLEND_DENOISE = 0.4   # TSR started part-way from the blend it is given (generate's denoise)
 
 
-def tsr_vs_blend(tsr, vae, text, sources, count: int) -> dict:
+TSR_CLIP_SETS = ("toy_heldout", "real_carphone", "real_bikes")
+
+
+def tsr_vs_blend(tsr, vae, text, sources, count: int, seeds=TSR_SEEDS, sets=TSR_CLIP_SETS, with_rife: bool = True) -> dict:
     """Restored in-between frames: our TSR vs a linear blend, and what the VAE alone allows.
 
     ``blend_psnr_db`` blends the true end frames in pixels (no VAE); ``latent_blend_psnr_db`` blends the encoded
@@ -157,31 +209,61 @@ def tsr_vs_blend(tsr, vae, text, sources, count: int) -> dict:
     results = {}
     empty = text([""])
     size = tsr.config.resolution
-    for name, clips in (("toy_heldout", _toy_tsr_clips(sources, count, size)),
-                        ("real_carphone", _real_tsr_clips(sources, count, size))):
+    rife = _rife() if with_rife else None
+    for name in sets:
+        clips = (_toy_tsr_clips(sources, count, size) if name == "toy_heldout" else
+                 _real_tsr_clips(sources, count, size, name.removeprefix("real_")))
         psnrs, mses = defaultdict(list), defaultdict(list)   # per frame (dB) / per clip, by candidate
+        per_seed = defaultdict(lambda: defaultdict(list))    # TSR's by sampling seed: the spread
         for i, truth in enumerate(clips):
             n, middle = truth.shape[0], truth[1:-1]
             with torch.no_grad():
                 ends = vae.encode(truth[[0, -1]])
                 true_latents = vae.encode(middle)
-                def in_between(denoise: float) -> torch.Tensor:
-                    return generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0, gamma=GAMMA,
-                                    seed=SEED + i, denoise=denoise)[1:-1].float()
 
-                latents = {"tsr": in_between(1.0), "latent_blend": _blend(ends[0], ends[1], n),
-                           "tsr_from_blend": in_between(TSR_FROM_BLEND_DENOISE), "vae_ceiling": true_latents}
+                def in_between(denoise: float, seed: int) -> torch.Tensor:
+                    return generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0, gamma=GAMMA,
+                                    seed=seed * 1000 + i, denoise=denoise)[1:-1].float()
+
+                latents = {"latent_blend": _blend(ends[0], ends[1], n), "vae_ceiling": true_latents}
+                for seed in seeds:
+                    for key, denoise in (("tsr", 1.0), ("tsr_from_blend", TSR_FROM_BLEND_DENOISE)):
+                        value = in_between(denoise, seed)
+                        per_seed[key][seed].append((psnr(vae.decode(value), middle),
+                                                    float((value - true_latents).pow(2).mean())))
                 for key, value in latents.items():
                     psnrs[key].append(psnr(vae.decode(value), middle))
                     mses[key].append(float((value - true_latents).pow(2).mean()))
+                if rife is not None:
+                    from ..eval.rife import interpolate
+
+                    times = [k / (n - 1) for k in range(1, n - 1)]
+                    psnrs["rife"].append(psnr(interpolate(rife, truth[:1], truth[-1:], times)[0], middle))
             psnrs["blend"].append(psnr(_blend(truth[0], truth[-1], n), middle))
-        ours, blend, latent_blend = (torch.cat(psnrs[k]) for k in ("tsr", "blend", "latent_blend"))
-        results[name] = {"clips": len(clips),
-                         **{f"{k}_psnr_db": float(torch.cat(v).mean()) for k, v in psnrs.items()},
-                         **{f"{k}_latent_mse": float(np.mean(mses[k])) for k in ("tsr", "latent_blend", "tsr_from_blend")},
-                         "tsr_better_fraction": float((ours > blend).float().mean()),
-                         "tsr_better_than_latent_blend_fraction": float((ours > latent_blend).float().mean())}
+        row = {"clips": len(clips), "seeds": list(seeds),
+               **{f"{k}_psnr_db": float(torch.cat(v).mean()) for k, v in psnrs.items()},
+               **{f"{k}_latent_mse": float(np.mean(mses[k])) for k in ("latent_blend",)}}
+        for key, by_seed in per_seed.items():
+            seed_psnr = [float(torch.cat([p for p, _ in by_seed[s]]).mean()) for s in seeds]
+            seed_mse = [float(np.mean([m for _, m in by_seed[s]])) for s in seeds]
+            row.update({f"{key}_psnr_db": float(np.mean(seed_psnr)), f"{key}_psnr_db_seed_spread": float(np.ptp(seed_psnr)),
+                        f"{key}_latent_mse": float(np.mean(seed_mse)),
+                        f"{key}_latent_mse_seed_spread": float(np.ptp(seed_mse))})
+        row["tsr_beats_latent_blend_beyond_spread"] = bool(
+            row["tsr_psnr_db"] - row["latent_blend_psnr_db"] > row["tsr_psnr_db_seed_spread"]
+            and row["latent_blend_latent_mse"] - row["tsr_latent_mse"] > row["tsr_latent_mse_seed_spread"])
+        results[name] = row
     return results
+
+
+def _rife():
+    """RIFE with its real weights (eval/rife.py), or None where they are not installed."""
+    try:
+        from ..eval.rife import load_rife
+
+        return load_rife()
+    except (FileNotFoundError, ImportError, OSError):
+        return None
 
 
 def _toy_tsr_clips(sources, count: int, size: int) -> list:
@@ -189,9 +271,10 @@ def _toy_tsr_clips(sources, count: int, size: int) -> list:
     return [world.clip(i, motion=CAMERA_MOTIONS[1 + i % 8]).frames for i in range(count)]
 
 
-def _real_tsr_clips(sources, count: int, size: int) -> list:
-    video = sources.videos["carphone"]
-    stride = max(1, round(sources.video_fps["carphone"] / 8.0))
+def _real_tsr_clips(sources, count: int, size: int, name: str = "carphone") -> list:
+    """4x-rate clips (8 fps: 5 frames over 0.5 s) of a held-out real video, centre-cropped to ``size``."""
+    video = sources.videos[name]
+    stride = max(1, round(sources.video_fps[name] / 8.0))
     starts = np.linspace(0, len(video) - 4 * stride - 1, count).astype(int)
     clips = []
     for s in starts:
@@ -246,16 +329,39 @@ def markdown(results: dict) -> str:
               "| gamma | mean flow (px/frame) | agreement | centre PSNR (dB) |", "|---|---|---|---|"]
     for row in results["gamma"]["rows"]:
         lines.append(f"| {row['gamma']} | {row['mean_px']:.3f} | {row['agreement']:.1%} | {row['centre_psnr_db']:.2f} |")
-    lines += ["", f"Monotone decreasing over gamma: {results['gamma']['monotone_decreasing']}.", "",
-              "| TSR clips | our TSR PSNR (dB) | blend through the VAE (dB) | VAE ceiling (dB) | pixel blend (dB) | "
-              "TSR better than the VAE blend on | latent MSE: TSR / blend | TSR from the blend (denoise "
-              f"{TSR_FROM_BLEND_DENOISE}): PSNR (dB) / latent MSE |", "|---|---|---|---|---|---|---|---|"]
+    g = results["gamma"]
+    lines += ["", f"Largest / smallest mean flow over the node's gamma range: **{g.get('largest_over_smallest', 0):.2f}x** "
+              f"(bar: 2x); monotone decreasing over gamma: {g['monotone_decreasing']}.", ""]
+    if "keyframe_similarity" in results:
+        k = results["keyframe_similarity"]
+        lines += [f"Frame-to-keyframe similarity (MobileNetV2 features, {k['videos']} videos): own keyframe "
+                  f"{k['own_mean']:.3f}, a shuffled keyframe {k['shuffled_mean']:.3f}; a frame is nearer its own "
+                  f"keyframe in {k['every_frame_nearer_own_fraction']:.1%} of frames. Per frame (own / shuffled): "
+                  + ", ".join(f"{a:.3f} / {b:.3f}" for a, b in zip(k["own_per_frame"], k["shuffled_per_frame"])) + ".",
+                  ""]
+    seeds = next(iter(results["tsr"].values())).get("seeds", [SEED])
+    lines += [f"TSR (mean over sampling seeds {seeds}, +- their spread max - min) against a blend of the two encoded "
+              "frames through the same VAE, RIFE (real weights, pixels), a pixel blend and the VAE's own ceiling:", "",
+              "| TSR clips | TSR PSNR (dB) | blend through the VAE (dB) | RIFE (dB) | pixel blend (dB) | VAE ceiling "
+              "(dB) | latent MSE: TSR / blend | beats the blend beyond the spread |", "|---|---|---|---|---|---|---|---|"]
     for name, row in results["tsr"].items():
-        lines.append(f"| {name} ({row['clips']} clips, 3 in-between frames each) | {row['tsr_psnr_db']:.2f} | "
-                     f"{row['latent_blend_psnr_db']:.2f} | {row['vae_ceiling_psnr_db']:.2f} | {row['blend_psnr_db']:.2f} | "
-                     f"{row['tsr_better_than_latent_blend_fraction']:.0%} of frames | "
-                     f"{row['tsr_latent_mse']:.4f} / {row['latent_blend_latent_mse']:.4f} | "
-                     f"{row['tsr_from_blend_psnr_db']:.2f} / {row['tsr_from_blend_latent_mse']:.4f} |")
+        spread = row.get("tsr_psnr_db_seed_spread", 0.0)
+        mse_spread = row.get("tsr_latent_mse_seed_spread", 0.0)
+        rife = f"{row['rife_psnr_db']:.2f}" if "rife_psnr_db" in row else "n/a"
+        lines.append(f"| {name} ({row['clips']} clips, 3 in-between frames each) | {row['tsr_psnr_db']:.2f} +- {spread:.2f} | "
+                     f"{row['latent_blend_psnr_db']:.2f} | {rife} | {row['blend_psnr_db']:.2f} | "
+                     f"{row['vae_ceiling_psnr_db']:.2f} | {row['tsr_latent_mse']:.4f} +- {mse_spread:.4f} / "
+                     f"{row['latent_blend_latent_mse']:.4f} | {row.get('tsr_beats_latent_blend_beyond_spread', 'n/a')} |")
+    if "few_steps" in results:
+        f = results["few_steps"]
+        lines += ["", f"Few steps ({f['videos']} held-out videos per row, CFG {CFG}; without the prior: mu = 0):", "",
+                  "| steps | prior | agreement | centre PSNR (dB) | s / video |", "|---|---|---|---|---|"]
+        for row in f["rows"]:
+            lines.append(f"| {row['steps']} | {'yes' if row['prior'] else 'no'} | {row['agreement']:.1%} | "
+                         f"{row['centre_psnr_db']:.2f} | {row['seconds_per_video']:.2f} |")
+        r = f["five_vs_fifty_with_prior"]
+        lines += ["", f"5 steps with the prior keep {r['agreement']:.1%} of the 50-step agreement and "
+                  f"{r['centre_psnr_db']:.1%} of its PSNR (goal: 95 %)."]
     if "text_reliance" in results:
         tr = results["text_reliance"]
         lines += ["", "Text reliance (eps error with the opposite motion's caption vs the clip's own, same picture and "
@@ -273,6 +379,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sources", default="runs/toy/sources.npz", help="toy-world sources (gathered if missing)")
     parser.add_argument("--count", type=int, default=108, help="videos for the motion/keyframe measures")
     parser.add_argument("--side-count", type=int, default=32, help="videos per setting for speed words and gamma")
+    parser.add_argument("--few-steps-count", type=int, default=36,
+                        help="held-out videos per setting of the few-steps table (8 settings)")
     args = parser.parse_args(argv)
     from .sources import load_or_gather
 
@@ -285,6 +393,8 @@ def main(argv=None) -> int:
     main_results, cases, frames = motion_and_keyframe(base, vae, text, sources, args.count)
     results["motion_and_keyframe"] = main_results
     print(json.dumps({k: v for k, v in main_results.items() if k != "records"}), flush=True)
+    results["keyframe_similarity"] = keyframe_similarity_vs_shuffled(cases, frames)
+    print(json.dumps(results["keyframe_similarity"]), flush=True)
     results["sheets"] = [str(p) for p in sheets(base, tsr, vae, text, cases, frames, out)]
     results["speed_words"] = speed_words(base, vae, text, sources, args.side_count)
     print(json.dumps(results["speed_words"]), flush=True)
@@ -294,6 +404,8 @@ def main(argv=None) -> int:
     print(json.dumps(results["text_reliance"]), flush=True)
     results["tsr"] = tsr_vs_blend(tsr, vae, text, sources, args.side_count)
     print(json.dumps(results["tsr"]), flush=True)
+    results["few_steps"] = few_steps(base, vae, text, sources, args.few_steps_count)
+    print(json.dumps(results["few_steps"]), flush=True)
     results["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "tables.md").write_text(markdown(results))

@@ -37,7 +37,8 @@ def heldout_cases(sources, count: int, seed: int = 1, motions=CAMERA_MOTIONS, sp
 
 @torch.no_grad()
 def sample_videos(model, vae, encode_text, keyframes: torch.Tensor, captions: list, *, steps: int = 20,
-                  cfg: float = 5.0, gamma: float = 0.0, seed: int = 0, batch: int = 16, device="cpu"):
+                  cfg: float = 5.0, gamma: float = 0.0, seed: int = 0, batch: int = 16, device="cpu",
+                  start_sigma=None):
     """Keyframes ``[B, 3, S, S]`` in [0, 1] + captions -> (frames ``[B, N, 3, S, S]``, latents ``[B, N, 4, s, s]``)."""
     n = model.config.num_frames
     frames, latents = [], []
@@ -46,7 +47,8 @@ def sample_videos(model, vae, encode_text, keyframes: torch.Tensor, captions: li
         z = vae.encode(keys)
         context = encode_text(captions[start:start + batch]).to(device)
         uncond = encode_text([""]).to(device).expand_as(context)
-        video = generate(model, z, context, uncond, steps=steps, cfg=cfg, gamma=gamma, seed=seed + start)
+        video = generate(model, z, context, uncond, steps=steps, cfg=cfg, gamma=gamma, seed=seed + start,
+                         start_sigma=start_sigma)
         latents.append(video.view(len(keys), n, *video.shape[1:]).float().cpu())
         frames.append(vae.decode(video).view(len(keys), n, 3, *keys.shape[-2:]).float().cpu())
     return torch.cat(frames), torch.cat(latents)
@@ -77,7 +79,7 @@ def probe_base(model, vae, encode_text, sources, *, count: int = 18, steps: int 
 
 @torch.no_grad()
 def probe_gamma(model, vae, encode_text, sources, gammas, *, count: int = 12, steps: int = 20, cfg: float = 2.0,
-                seed: int = 0, device="cpu") -> dict:
+                seed: int = 0, device="cpu", start_sigma=None) -> dict:
     """Mean flow magnitude (px per frame) of the same held-out moving videos sampled at each of ``gammas``."""
     moving = tuple(m for m in CAMERA_MOTIONS if m != "static")
     cases = heldout_cases(sources, count, seed=4, motions=moving, size=model.config.resolution)
@@ -85,7 +87,7 @@ def probe_gamma(model, vae, encode_text, sources, gammas, *, count: int = 12, st
     out = {}
     for gamma in gammas:
         frames, _ = sample_videos(model, vae, encode_text, keyframes, [c.caption for c in cases], steps=steps,
-                                  cfg=cfg, gamma=gamma, seed=seed, device=device)
+                                  cfg=cfg, gamma=gamma, seed=seed, device=device, start_sigma=start_sigma)
         out[f"probe_flow_gamma_{gamma:g}"] = float(np.mean([video_motion(f.numpy()).magnitude for f in frames]))
     return out
 
