@@ -16,28 +16,27 @@ The host runs as a subprocess on 127.0.0.1 from a scratch directory:
 * ``<scratch>/extra_model_paths.yaml``            passed with ``--extra-model-paths-config``;
 * ``<scratch>/server.log``                        everything the server prints.
 
-``HostClient`` is a small urllib client for the HTTP API (``/prompt``, ``/history``, ``/interrupt``,
-``/object_info``, ``/view``); ``ProgressListener`` follows the websocket events of one client id.
+``host.client`` is the pack's one ComfyUI client (``microcinema_core.comfy_http``: ``/prompt``, ``/history``,
+``/interrupt``, ``/object_info``, ``/view``...; ``listen()`` follows the websocket events of one client id).
+Its names are re-exported here under the names the tests and tools use (``HostClient``, ``PromptRejected``,
+``execution_error``, ``output_files``, ``ProgressListener``).
 """
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import json
 import os
-import queue
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
 from pathlib import Path
+
+from microcinema_core.comfy_http.client import ComfyClient as HostClient
+from microcinema_core.comfy_http.errors import ComfyError, PromptFailed, PromptRejected  # noqa: F401
+from microcinema_core.comfy_http.history import execution_error, output_files  # noqa: F401
+from microcinema_core.comfy_http.websocket import ProgressListener  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # sitecustomize.py for the server (CPU torch next to the CUDA-only torchvision build; see the file)
@@ -48,18 +47,8 @@ _COPY_IGNORE = shutil.ignore_patterns("__pycache__", "tests", "tests-ui", "noteb
                                       "extra_model_paths.yaml", "user")
 
 
-class HostError(RuntimeError):
+class HostError(ComfyError):
     """The host could not start, or answered in a way the caller did not expect."""
-
-
-class PromptRejected(HostError):
-    """``POST /prompt`` refused the prompt (HTTP 400 with ``error`` and ``node_errors`` in ``body``, or
-    another non-200 status) or accepted it while reporting ``node_errors``."""
-
-    def __init__(self, status: int, body: dict):
-        self.status = status
-        self.body = body
-        super().__init__(f"prompt rejected (HTTP {status}): {json.dumps(body, indent=1)[:4000]}")
 
 
 def find_bundled_comfyui() -> Path:
@@ -96,179 +85,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class HostClient:
-    """Minimal client of ComfyUI's HTTP API (standard library only)."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url.rstrip("/")
-
-    # -- raw HTTP ---------------------------------------------------------------------------------
-    def request(self, method: str, path: str, body: dict | None = None, timeout: float = 30.0):
-        """Send one request; returns ``(status, parsed JSON or raw bytes)`` and never raises on 4xx/5xx."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                status, raw, ctype = resp.status, resp.read(), resp.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as err:
-            status, raw, ctype = err.code, err.read(), err.headers.get("Content-Type", "")
-        if "json" in ctype:
-            return status, json.loads(raw or b"null")
-        return status, raw
-
-    def get_json(self, path: str, timeout: float = 30.0):
-        status, payload = self.request("GET", path, timeout=timeout)
-        if status != 200:
-            raise HostError(f"GET {path} -> HTTP {status}: {payload!r:.2000}")
-        return payload
-
-    # -- API ----------------------------------------------------------------------------------------
-    def object_info(self) -> dict:
-        """``GET /object_info``: every node class the host knows, with its inputs."""
-        return self.get_json("/object_info")
-
-    def queue(self, prompt: dict, client_id: str | None = None) -> str:
-        """Queue an API-format prompt; returns its ``prompt_id``. Raises ``PromptRejected`` on HTTP 400."""
-        body = {"prompt": prompt}
-        if client_id:
-            body["client_id"] = client_id
-        status, payload = self.request("POST", "/prompt", body)
-        if status != 200:
-            raise PromptRejected(status, payload if isinstance(payload, dict) else {"raw": repr(payload)})
-        if payload.get("node_errors"):
-            raise PromptRejected(status, payload)
-        return payload["prompt_id"]
-
-    def history(self, prompt_id: str) -> dict | None:
-        """The history entry of one prompt, or None while it has not finished."""
-        return self.get_json(f"/history/{prompt_id}").get(prompt_id)
-
-    def wait(self, prompt_id: str, timeout: float = 120.0, poll: float = 0.1) -> dict:
-        """Block until the prompt is in ``/history``; returns its entry (``outputs``, ``status``)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            entry = self.history(prompt_id)
-            if entry is not None:
-                return entry
-            time.sleep(poll)
-        raise HostError(f"prompt {prompt_id} not finished after {timeout} s")
-
-    def run(self, prompt: dict, timeout: float = 120.0) -> dict:
-        """Queue and wait; raises ``HostError`` with the host's messages unless it succeeded."""
-        entry = self.wait(self.queue(prompt), timeout)
-        if execution_error(entry) is not None:
-            raise HostError(f"prompt failed: {json.dumps(execution_error(entry))[:4000]}")
-        return entry
-
-    def interrupt(self) -> None:
-        """``POST /interrupt``: stop the prompt that is running now."""
-        status, payload = self.request("POST", "/interrupt", {})
-        if status != 200:
-            raise HostError(f"POST /interrupt -> HTTP {status}: {payload!r:.500}")
-
-    def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
-        """Download an output file through ``GET /view`` as the web UI does."""
-        query = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": type})
-        status, payload = self.request("GET", "/view?" + query, timeout=60)
-        if status != 200:
-            raise HostError(f"GET /view?{query} -> HTTP {status}")
-        return payload
-
-    def listen(self) -> "ProgressListener":
-        """A websocket listener (use as a context manager); pass its ``client_id`` to ``queue``."""
-        return ProgressListener(self.base_url)
-
-
-def execution_error(entry: dict) -> dict | None:
-    """The ``execution_error`` (or ``execution_interrupted``) message of a history entry, else None."""
-    status = entry.get("status") or {}
-    for kind, data in status.get("messages", []):
-        if kind in ("execution_error", "execution_interrupted"):
-            return {"kind": kind, **data}
-    if status.get("status_str") == "error":
-        return {"kind": "error", "messages": status.get("messages")}
-    return None
-
-
-def output_files(entry: dict) -> list[dict]:
-    """Every ``{filename, subfolder, type}`` that a history entry's outputs point at."""
-    files = []
-    for node_output in entry.get("outputs", {}).values():
-        for key in ("images", "gifs", "videos", "audio"):
-            files.extend(item for item in node_output.get(key, []) if "filename" in item)
-    return files
-
-
-class ProgressListener:
-    """Collects the JSON websocket events of one ``client_id`` in a background thread (aiohttp)."""
-
-    def __init__(self, base_url: str):
-        self.client_id = uuid.uuid4().hex
-        self.url = base_url.replace("http://", "ws://", 1) + f"/ws?clientId={self.client_id}"
-        self.events: "queue.Queue[dict]" = queue.Queue()
-        self.received: list[dict] = []
-        self._connected = threading.Event()
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    async def _run(self) -> None:
-        import aiohttp
-
-        try:
-            async with aiohttp.ClientSession() as session:
-                async with session.ws_connect(self.url, heartbeat=20) as ws:
-                    self._connected.set()
-                    while not self._stop.is_set():
-                        try:
-                            msg = await ws.receive(timeout=0.2)
-                        except asyncio.TimeoutError:
-                            continue
-                        if msg.type == aiohttp.WSMsgType.TEXT:
-                            self.events.put(json.loads(msg.data))
-                        elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                            break
-        except BaseException as err:  # surfaced by __enter__/next_event
-            self._error = err
-        finally:
-            self._connected.set()
-
-    def __enter__(self) -> "ProgressListener":
-        self._thread.start()
-        if not self._connected.wait(15) or self._error is not None:
-            raise HostError(f"websocket {self.url} did not connect: {self._error!r}")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def next_event(self, timeout: float = 60.0) -> dict:
-        """The next event ``{"type": ..., "data": ...}``; raises ``HostError`` after ``timeout`` s."""
-        try:
-            event = self.events.get(timeout=timeout)
-        except queue.Empty:
-            raise HostError(f"no websocket event in {timeout} s (error: {self._error!r})") from None
-        self.received.append(event)
-        return event
-
-    def until_done(self, prompt_id: str, timeout: float = 120.0) -> list[dict]:
-        """Events up to the end of ``prompt_id`` (``executing`` with node None, or an error/interrupt)."""
-        deadline = time.monotonic() + timeout
-        events = []
-        while True:
-            event = self.next_event(max(0.1, deadline - time.monotonic()))
-            data = event.get("data") or {}
-            if data.get("prompt_id") not in (None, prompt_id):
-                continue
-            events.append(event)
-            if event["type"] == "executing" and data.get("node") is None and "prompt_id" in data:
-                return events
-            if event["type"] in ("execution_error", "execution_interrupted"):
-                return events
 
 
 class ComfyHost:
@@ -341,7 +157,7 @@ class ComfyHost:
             try:
                 self.client.get_json("/system_stats", timeout=2)
                 return self
-            except (OSError, HostError):
+            except (OSError, ComfyError):
                 time.sleep(0.25)
         self.stop()
         raise HostError(f"ComfyUI did not answer HTTP within {timeout} s:\n{self.log_tail()}")

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Queue a batch of ComfyUI prompts from one API-format workflow, follow them, download the results.
+"""Queue a batch of ComfyUI prompts from one API-format workflow on one or several servers, download the results.
 
-Standard library only. Works with any running ComfyUI (``python main.py``) and any API-format workflow
-(in the ComfyUI menu: Workflow > Export (API), or "Save (API Format)" on older versions).
+Works with any running ComfyUI (``python main.py``) and any API-format workflow (in the ComfyUI menu:
+Workflow > Export (API), or "Save (API Format)" on older versions). Standard library and this pack's
+``microcinema_core.comfy_http`` client only (no torch, no ComfyUI import).
 
-Overrides pick nodes by class, id or title, then the input by name:
+Overrides pick nodes by class, id or title, then the input by name (an input fed by a link is refused):
     --set KSampler.steps=20            every KSampler node      (value parsed as JSON, else a string)
     --set 12.text="a red car"          node id 12
     --set "Positive Prompt.text=..."   the node titled "Positive Prompt"
@@ -12,62 +13,58 @@ Overrides pick nodes by class, id or title, then the input by name:
 Sweeps queue one prompt per value (several sweeps: every combination):
     --sweep MicroCinemaNoisePrior.gamma=-0.01,0,0.02     (or a JSON list: =[0.01, 0.02])
 Shortcuts for the usual sweeps:
-    --text "a cat" --text "a dog"   the text of the node feeding the sampler's ``positive`` input
+    --text "a cat" --text "a dog"   the text of the nodes on the sampler's ``positive`` path
     --seed 1 --seed 2               every ``seed`` / ``noise_seed`` input
     --gamma 0 --gamma 0.02          every ``gamma`` input
     --repeat N [--random-seed]      each combination N times (with a fresh random seed each)
 
+Several servers (one ComfyUI per GPU, or per machine): repeat --server. Each server is kept at most
+--queue-depth prompts deep (counting other users' prompts there), so a faster or idler server gets more.
+A server that stops answering has its prompts sent to the others (it is probed again and rejoins when back);
+a prompt one server refuses or fails is tried on another; a server whose failures the others then made
+3 times in a row is left out for the rest of the batch.
+
+Resumable: ``OUT/journal.jsonl`` gets one line per job made (which server made it, its files), written as
+each is saved; run the same command again and only the jobs missing there (or whose files are gone) are
+queued, whichever server made the others. With --random-seed the seeds are kept in it too.
+
 Example:
-    python scripts/queue_batch.py workflows/api/image_to_video_api.json --server http://127.0.0.1:8188 \\
+    python scripts/queue_batch.py workflows/api/image_to_video_api.json \\
+        --server http://gpu0:8188 --server http://gpu1:8188 \\
         --text "a boat at sea" --text "a dog running" --gamma 0 --gamma 0.02 --out out/batch
-writes ``out/batch/<job>_<file>`` for every output file and ``out/batch/manifest.json``.
+writes ``out/batch/<job>_<file>`` for every output file, ``out/batch/manifest.json`` (every job: status,
+server, files, error) and ``out/batch/servers.json`` (per-server throughput, also printed at the end).
 """
 from __future__ import annotations
 
 import argparse
-import base64
 import copy
+import hashlib
 import itertools
 import json
 import os
 import random
-import socket
-import struct
 import sys
-import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
+from pathlib import Path
 
-SEED_INPUTS = ("seed", "noise_seed")
+if __package__ in (None, ""):  # run as a file (python scripts/queue_batch.py): the pack's core is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from microcinema_core.comfy_http.dispatch import DONE, Dispatcher  # noqa: E402
+from microcinema_core.comfy_http.errors import ServerUnreachable  # noqa: E402
+from microcinema_core.comfy_http.history import output_files  # noqa: E402
+from microcinema_core.comfy_http.journal import Journal  # noqa: E402
+from microcinema_core.comfy_http.server_state import throughput_table  # noqa: E402
+from microcinema_core.comfy_http.websocket import ProgressListener  # noqa: E402
+from microcinema_core.comfy_http.workflow import (SEED_INPUTS, OverrideError, apply_override,  # noqa: E402,F401
+                                                  parse_assignment, parse_value, positive_text_nodes,
+                                                  select_nodes)
 
-# ---------------------------------------------------------------- overrides ---------------------------
-class OverrideError(ValueError):
-    """An override names no node or input of the workflow."""
-
-
-def parse_value(text: str):
-    """JSON when it parses (numbers, true/false, null, lists, quoted strings), else the raw string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+DEFAULT_SERVER = "http://127.0.0.1:8188"
 
 
-def parse_assignment(spec: str) -> tuple[str, str, str]:
-    """``SEL.input=value`` -> (selector, input, raw value). The selector may contain dots and spaces."""
-    if "=" not in spec:
-        raise OverrideError(f"'{spec}': expected SELECTOR.input=value")
-    target, raw = spec.split("=", 1)
-    if "." not in target:
-        raise OverrideError(f"'{spec}': expected SELECTOR.input=value (e.g. KSampler.seed=5)")
-    selector, input_name = target.rsplit(".", 1)
-    return selector.strip(), input_name.strip(), raw
-
-
+# ---------------------------------------------------------------- the jobs ------------------------------
 def parse_sweep_values(raw: str) -> list:
     """``1,2,3`` or a JSON list ``[1, 2, 3]`` -> values."""
     raw = raw.strip()
@@ -80,43 +77,12 @@ def parse_sweep_values(raw: str) -> list:
     return values
 
 
-def select_nodes(prompt: dict, selector: str, input_name: str) -> list[str]:
-    """Ids of the nodes a selector names: ``*`` (nodes having ``input_name``), an id, a class or a title."""
-    if selector == "*":
-        return [nid for nid, node in prompt.items() if input_name in node.get("inputs", {})]
-    if selector.lstrip("#") in prompt:
-        return [selector.lstrip("#")]
-    by_class = [nid for nid, node in prompt.items() if node.get("class_type") == selector]
-    if by_class:
-        return by_class
-    return [nid for nid, node in prompt.items() if node.get("_meta", {}).get("title") == selector]
-
-
-def apply_override(prompt: dict, selector: str, input_name: str, value) -> list[str]:
-    """Set ``input_name`` on every node the selector names; returns their ids (raises if none)."""
-    ids = select_nodes(prompt, selector, input_name)
-    if not ids:
-        classes = sorted({n.get("class_type", "?") for n in prompt.values()})
-        raise OverrideError(f"no node matches '{selector}.{input_name}'; node classes here: {', '.join(classes)}")
-    for nid in ids:
-        current = prompt[nid].setdefault("inputs", {}).get(input_name)
-        if isinstance(current, list) and len(current) == 2 and isinstance(current[1], int):
-            raise OverrideError(f"node {nid} ({prompt[nid]['class_type']}).{input_name} is a link, not a value")
-        prompt[nid]["inputs"][input_name] = value
-    return ids
-
-
 def positive_text_targets(prompt: dict) -> list[tuple[str, str]]:
-    """(node id, "text") of the text encoders wired into a ``positive`` input (the prompt to vary)."""
-    targets = []
-    for node in prompt.values():
-        link = node.get("inputs", {}).get("positive")
-        if isinstance(link, list) and link and str(link[0]) in prompt:
-            source = str(link[0])
-            if "text" in prompt[source].get("inputs", {}) and (source, "text") not in targets:
-                targets.append((source, "text"))
+    """(node id, text input) of the text nodes on a ``positive`` path (the prompt to vary)."""
+    targets = [(nid, name) for nid in positive_text_nodes(prompt)
+               for name in ("text", "text_g", "text_l") if isinstance(prompt[nid]["inputs"].get(name), str)]
     if not targets:
-        texts = [nid for nid, node in prompt.items() if "text" in node.get("inputs", {})]
+        texts = [nid for nid, node in prompt.items() if isinstance(node.get("inputs", {}).get("text"), str)]
         if len(texts) != 1:
             raise OverrideError("--text: no text encoder feeds a 'positive' input; use --sweep <node id>.text=...")
         targets = [(texts[0], "text")]
@@ -160,203 +126,96 @@ def build_jobs(workflow: dict, sets: list[str], sweeps: list[Sweep], repeat: int
     return jobs
 
 
-# ---------------------------------------------------------------- HTTP ----------------------------------
-class Server:
-    """The few ComfyUI HTTP calls this script needs."""
-
-    def __init__(self, url: str, timeout: float = 30.0):
-        self.url, self.timeout = url.rstrip("/"), timeout
-
-    def _call(self, path: str, body: dict | None = None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data,
-                                     headers={"Content-Type": "application/json"} if data else {})
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            return resp.read()
-
-    def queue(self, prompt: dict, client_id: str) -> str:
-        """POST /prompt; raises ``RuntimeError`` with the server's node_errors when it is refused."""
-        try:
-            answer = json.loads(self._call("/prompt", {"prompt": prompt, "client_id": client_id}))
-        except urllib.error.HTTPError as err:
-            body = err.read().decode(errors="replace")
-            raise RuntimeError(f"HTTP {err.code}: {body[:3000]}") from None
-        if answer.get("node_errors"):
-            raise RuntimeError(json.dumps(answer["node_errors"])[:3000])
-        return answer["prompt_id"]
-
-    def history(self, prompt_id: str) -> dict | None:
-        return json.loads(self._call(f"/history/{prompt_id}")).get(prompt_id)
-
-    def view(self, item: dict) -> bytes:
-        query = urllib.parse.urlencode({k: item.get(k, "") for k in ("filename", "subfolder", "type")})
-        return self._call("/view?" + query)
+def job_key(index: int, prompt: dict) -> str:
+    """Names a job in the journal: its place in the batch and what it queues."""
+    digest = hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{index}:{digest}"
 
 
-class ProgressSocket(threading.Thread):
-    """Reads ComfyUI's websocket (text frames only) and prints progress lines. Standard library only.
-
-    Optional: if it cannot connect the batch still completes through ``/history`` polling.
-    """
-
-    def __init__(self, url: str, client_id: str, names: dict[str, int], out=sys.stderr):
-        super().__init__(daemon=True)
-        parsed = urllib.parse.urlparse(url)
-        self.host, self.port = parsed.hostname, parsed.port or 80
-        self.path = f"/ws?clientId={client_id}"
-        self.names, self.out = names, out
-        self.sock: socket.socket | None = None
-
-    def connect(self) -> bool:
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=10)
-            key = base64.b64encode(os.urandom(16)).decode()
-            sock.sendall((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
-                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-            header = b""
-            while b"\r\n\r\n" not in header:
-                chunk = sock.recv(1024)
-                if not chunk:
-                    return False
-                header += chunk
-            if b" 101 " not in header.split(b"\r\n", 1)[0]:
-                return False
-            self.buffer = header.split(b"\r\n\r\n", 1)[1]
-            sock.settimeout(None)
-            self.sock = sock
-            return True
-        except OSError:
-            return False
-
-    def _read(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buffer += chunk
-        data, self.buffer = self.buffer[:n], self.buffer[n:]
-        return data
-
-    def _frames(self):
-        """Yield (opcode, payload) of whole messages (server frames are never masked)."""
-        message, message_op = b"", None
-        while True:
-            b0, b1 = self._read(2)
-            length = b1 & 0x7F
-            if length == 126:
-                length = struct.unpack(">H", self._read(2))[0]
-            elif length == 127:
-                length = struct.unpack(">Q", self._read(8))[0]
-            mask = self._read(4) if b1 & 0x80 else None
-            payload = self._read(length)
-            if mask:
-                payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
-            opcode = b0 & 0x0F
-            if opcode == 0x9:  # ping -> pong (client frames must be masked)
-                key = os.urandom(4)
-                masked = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
-                self.sock.sendall(bytes([0x8A, 0x80 | len(payload)]) + key + masked)
-                continue
-            if opcode == 0x8:
-                return
-            if opcode in (0x1, 0x2):
-                message, message_op = payload, opcode
-            else:  # continuation
-                message += payload
-            if b0 & 0x80:
-                yield message_op, message
-
-    def run(self) -> None:
-        try:
-            for opcode, payload in self._frames():
-                if opcode != 0x1:
-                    continue  # binary frames are preview images
-                event = json.loads(payload)
-                data = event.get("data") or {}
-                job = self.names.get(data.get("prompt_id"))
-                if event.get("type") == "progress" and job is not None:
-                    print(f"  job {job}: node {data.get('node')} {data['value']}/{data['max']}", file=self.out)
-        except (OSError, EOFError, ValueError):
-            pass
-
-    def close(self) -> None:
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+# ---------------------------------------------------------------- the batch -----------------------------
+def _write_file(path: Path, data: bytes) -> None:
+    """Whole or not at all: a batch killed while downloading leaves no half file that looks made."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
-# ---------------------------------------------------------------- batch ---------------------------------
-def output_items(entry: dict) -> list[dict]:
-    """Every ``{filename, subfolder, type}`` that a history entry's outputs point at."""
-    items = []
-    for node_output in entry.get("outputs", {}).values():
-        for key in ("images", "gifs", "videos", "audio"):
-            items.extend(i for i in node_output.get(key, []) if isinstance(i, dict) and "filename" in i)
-    return items
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
 
 
-def entry_error(entry: dict) -> str | None:
-    status = entry.get("status") or {}
-    for kind, data in status.get("messages", []):
-        if kind in ("execution_error", "execution_interrupted"):
-            return f"{kind}: node {data.get('node_id')} ({data.get('node_type')}): {data.get('exception_message', '')}"
-    return "error" if status.get("status_str") == "error" else None
+def _made(out: Path, record: dict | None) -> bool:
+    return record is not None and all((out / name).is_file() for name in record["files"])
 
 
-def run_batch(server: Server, jobs: list[tuple[dict, dict]], out_dir: str, timeout: float = 3600.0,
-              progress: bool = True, log=sys.stderr) -> list[dict]:
-    """Queue every job, wait for all, download their files; returns (and writes) the manifest."""
-    os.makedirs(out_dir, exist_ok=True)
-    client_id = uuid.uuid4().hex
-    records, names = [], {}
-    listener = None
-    if progress:
-        listener = ProgressSocket(server.url, client_id, names, out=log)
-        listener = listener if listener.connect() else None
-        if listener:
-            listener.start()
+def _progress_printer(dispatcher: Dispatcher, log):
+    def on_event(event: dict) -> None:
+        data = event.get("data") or {}
+        job = dispatcher.prompt_jobs.get(data.get("prompt_id"))
+        if event.get("type") == "progress" and job is not None:
+            log(f"  job {job}: node {data.get('node')} {data.get('value')}/{data.get('max')}")
+    return on_event
+
+
+def run_batch(servers, jobs: list[tuple[dict, dict]], out_dir: str, timeout: float = 3600.0,
+              progress: bool = True, log=None, depth: int = 2) -> list[dict]:
+    """Run every job not in ``OUT/journal.jsonl`` yet over ``servers`` (URLs), download their files;
+    returns (and writes) the manifest of every job, and writes ``OUT/servers.json``."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    servers = [servers] if isinstance(servers, str) else list(servers)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    journal = Journal(out / "journal.jsonl")
+    keys = [job_key(i, prompt) for i, (prompt, _) in enumerate(jobs)]
+    todo = [i for i, key in enumerate(keys) if not _made(out, journal.done.get(key))]
+    log(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already made (journal), {len(todo)} to run on "
+        f"{len(servers)} server(s)")
+
+    def prepare(i, client):
+        return jobs[i][0]
+
+    def collect(i, client, prompt_id, entry, seconds):
+        files = []
+        for item in output_files(entry):
+            name = f"{i:03d}_{os.path.basename(item['filename'])}"
+            _write_file(out / name, client.view(item))
+            files.append(name)
+        journal.add_done({"key": keys[i], "job": i, "overrides": jobs[i][1], "prompt_id": prompt_id,
+                          "server": client.url, "files": files, "seconds": round(seconds, 2)})
+        log(f"job {i} done on {client.url} in {seconds:.1f} s: {', '.join(files) or 'no files'}")
+        return files
+
+    dispatcher = Dispatcher(servers, prepare, collect, depth=depth, job_timeout=timeout, log=log, trace=log)
+    listeners = []
+    if progress and todo:
+        for server in dispatcher.servers:
+            listener = ProgressListener(server.url, server.client_id, on_event=_progress_printer(dispatcher, log))
+            if listener.connect(timeout=5):
+                listeners.append(listener)
     try:
-        for index, (prompt, overrides) in enumerate(jobs):
-            record = {"job": index, "overrides": overrides, "prompt_id": None, "status": "queued", "files": []}
-            try:
-                record["prompt_id"] = server.queue(prompt, client_id)
-                names[record["prompt_id"]] = index
-                print(f"queued job {index} {overrides} -> {record['prompt_id']}", file=log)
-            except RuntimeError as err:
-                record.update(status="rejected", error=str(err))
-                print(f"job {index} rejected: {err}", file=log)
-            records.append(record)
-        deadline = time.monotonic() + timeout
-        pending = [r for r in records if r["status"] == "queued"]
-        while pending and time.monotonic() < deadline:
-            for record in list(pending):
-                entry = server.history(record["prompt_id"])
-                if entry is None:
-                    continue
-                pending.remove(record)
-                error = entry_error(entry)
-                if error:
-                    record.update(status="failed", error=error)
-                    print(f"job {record['job']} failed: {error}", file=log)
-                    continue
-                for item in output_items(entry):
-                    target = os.path.join(out_dir, f"{record['job']:03d}_{os.path.basename(item['filename'])}")
-                    with open(target, "wb") as f:
-                        f.write(server.view(item))
-                    record["files"].append(os.path.basename(target))
-                record["status"] = "done"
-                print(f"job {record['job']} done: {', '.join(record['files']) or 'no files'}", file=log)
-            time.sleep(0.25)
-        for record in pending:
-            record.update(status="timeout", error=f"not finished after {timeout} s")
+        outcomes = dispatcher.run(todo) if todo else []
     finally:
-        if listener:
+        for listener in listeners:
             listener.close()
-    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
-        json.dump(records, f, indent=1)
+    by_job = dict(zip(todo, outcomes))
+    records = []
+    for i, (prompt, overrides) in enumerate(jobs):
+        made = journal.done.get(keys[i])
+        if i in by_job and by_job[i].status != DONE:
+            o = by_job[i]
+            records.append({"job": i, "overrides": overrides, "prompt_id": o.prompt_id, "status": o.status,
+                            "server": o.server, "files": [], "error": o.error, "tried": o.tried})
+        else:
+            records.append({"job": i, "overrides": overrides, "prompt_id": made["prompt_id"], "status": "done",
+                            "server": made["server"], "files": made["files"], "seconds": made["seconds"],
+                            "this_run": i in by_job})
+    _write_json(out / "manifest.json", records)
+    if todo:
+        rows = dispatcher.throughput()
+        _write_json(out / "servers.json", {"wall_seconds": round(dispatcher.wall_seconds, 2), "servers": rows})
+        log("per-server throughput (this run):\n" + throughput_table(rows, dispatcher.wall_seconds))
     return records
 
 
@@ -373,21 +232,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("workflow", help="API-format workflow JSON")
-    parser.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI URL")
-    parser.add_argument("--out", default="out/batch", help="folder for the downloaded files + manifest.json")
+    parser.add_argument("--server", action="append", default=[], metavar="URL",
+                        help=f"a ComfyUI URL; repeat it to spread the batch over several (default {DEFAULT_SERVER})")
+    parser.add_argument("--out", default="out/batch",
+                        help="folder for the downloaded files, journal.jsonl, manifest.json, servers.json; "
+                             "rerun with the same to finish what is missing")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="SEL.input=VALUE")
     parser.add_argument("--sweep", action="append", default=[], metavar="SEL.input=V1,V2,...")
     parser.add_argument("--text", action="append", default=[], help="positive prompt text (repeatable)")
     parser.add_argument("--seed", action="append", default=[], type=int, help="seed (repeatable)")
     parser.add_argument("--gamma", action="append", default=[], type=float, help="noise-prior gamma (repeatable)")
     parser.add_argument("--repeat", type=int, default=1, help="queue each combination N times")
-    parser.add_argument("--random-seed", action="store_true", help="a fresh random seed for every job")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the whole batch")
-    parser.add_argument("--no-progress", action="store_true", help="do not follow the websocket")
+    parser.add_argument("--random-seed", action="store_true",
+                        help="a fresh random seed for every job (kept in the journal, so a rerun resumes)")
+    parser.add_argument("--queue-depth", type=int, default=2,
+                        help="prompts kept queued on each server at once, counting other users' (default 2)")
+    parser.add_argument("--timeout", type=float, default=3600.0,
+                        help="seconds one prompt may take from queued to finished before it is given up there")
+    parser.add_argument("--no-progress", action="store_true", help="do not follow the servers' websockets")
     parser.add_argument("--dry-run", action="store_true", help="print the prompts, queue nothing")
     args = parser.parse_args(argv)
+    servers = args.server or [DEFAULT_SERVER]
 
     workflow = load_workflow(args.workflow)
+    journal = Journal(Path(args.out) / "journal.jsonl")
+    rng = None
+    if args.random_seed:
+        if "random_seed_base" not in journal.plan and not args.dry_run:
+            journal.add_plan(random_seed_base=random.randrange(2**32))
+        rng = random.Random(journal.plan.get("random_seed_base"))
     try:
         sweeps = []
         for spec in args.sweep:
@@ -402,14 +275,19 @@ def main(argv: list[str] | None = None) -> int:
             sweeps.append(Sweep("seed", [("*", n) for n in present], args.seed))
         if args.gamma:
             sweeps.append(Sweep("gamma", [("*", "gamma")], args.gamma))
-        jobs = build_jobs(workflow, args.sets, sweeps, args.repeat, args.random_seed)
+        jobs = build_jobs(workflow, args.sets, sweeps, args.repeat, args.random_seed, rng)
     except OverrideError as err:
         parser.error(str(err))
     if args.dry_run:
         json.dump([{"overrides": o, "prompt": p} for p, o in jobs], sys.stdout, indent=1)
         print()
         return 0
-    records = run_batch(Server(args.server), jobs, args.out, args.timeout, progress=not args.no_progress)
+    try:
+        records = run_batch(servers, jobs, args.out, args.timeout, progress=not args.no_progress,
+                            depth=args.queue_depth)
+    except (ServerUnreachable, ValueError) as err:
+        print(f"queue_batch: {err}", file=sys.stderr)
+        return 2
     done = sum(r["status"] == "done" for r in records)
     print(f"{done}/{len(records)} jobs done; files in {args.out}", file=sys.stderr)
     return 0 if done == len(records) else 1

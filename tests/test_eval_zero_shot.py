@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microcinema_core.eval import comfy_api, external, zero_shot
+from microcinema_core.comfy_http import workflow as comfy_workflow
+from microcinema_core.eval import external, zero_shot
 from microcinema_core.eval.prompts import UCF101_CLASSES, caption_prompts, class_prompt, ucf101_prompts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ def test_ucf101_prompts_and_captions(tmp_path):
 
 
 def test_workflow_edits_on_the_sdxl_keyframe_workflow():
-    wf = comfy_api.Workflow.load(SDXL)
+    wf = comfy_workflow.Workflow.load(SDXL)
     # the prompt goes to SDXL's text node and to ours (both on a sampler's positive path), not to negatives
     assert wf.positive_text_nodes() == ["5", "12"]
     job = {"prompt": "archery", "seed": 3, "name": "00002_archery"}
@@ -49,7 +50,7 @@ def test_workflow_edits_on_the_sdxl_keyframe_workflow():
     assert graph["6"]["inputs"]["text"] == wf.graph["6"]["inputs"]["text"]
     assert {graph[k]["inputs"]["seed"] for k in ("15", "21", "23")} == {3}
     assert graph["15"]["inputs"]["steps"] == graph["21"]["inputs"]["steps"] == 5
-    saver = graph[comfy_api.KEYFRAME_SAVE_NODE]
+    saver = graph[comfy_workflow.KEYFRAME_SAVE_NODE]
     assert saver["class_type"] == "SaveImage" and saver["inputs"]["images"] == ["16", 0]   # the SDXL decode
     assert graph["25"]["inputs"]["filename_prefix"] == "zero_shot/00002_archery"
     with pytest.raises(ValueError, match="Load Image"):     # keyframe made by the graph: no file to put in

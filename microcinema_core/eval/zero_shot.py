@@ -7,15 +7,19 @@
 1. **Prompts**: the 101 UCF-101 class names (``--prompts ucf101``, optionally ``--template "a person {}"``) or
    one caption per line of a text file (``--prompts captions.txt``); each prompt ``--videos-per-prompt`` times,
    seed ``--seed + clip index``, ``--limit`` clips at most (classes first, then repeats).
-2. **Generation** on a running ComfyUI, through its HTTP API only: the API-format workflow is the user's own
-   graph (keyframe by their text-to-image nodes, video by ours; the shipped SDXL keyframe workflow is one). For
-   each clip the prompt text goes into every text node on a sampler's positive path, the seed into every seed
-   input, ``--set NODE.input=value`` overrides apply, and a Save Image node is attached to the keyframe input so
-   the keyframe comes back with the video. ``--keyframes DIR`` uses files instead (``<label>.png`` or
-   ``<prompt slug>.png``, e.g. Midjourney/DALL-E images), uploaded into the Load Image node feeding the
-   keyframe. ``--queue-depth`` prompts are kept queued at once.
+2. **Generation** on one or several running ComfyUI servers (``--server`` repeated: the clips are spread by
+   free capacity, a server that dies or keeps failing has its clips made by the others), through the HTTP API
+   only: the API-format workflow is the user's own graph (keyframe by their text-to-image nodes, video by
+   ours; the shipped SDXL keyframe workflow is one). For each clip the prompt text goes into every text node
+   on a sampler's positive path, the seed into every seed input, ``--set NODE.input=value`` overrides apply,
+   and a Save Image node is attached to the keyframe input so the keyframe comes back with the video.
+   ``--keyframes DIR`` uses files instead (``<label>.png`` or ``<prompt slug>.png``, e.g. Midjourney/DALL-E
+   images), uploaded into the Load Image node feeding the keyframe on the server that makes the clip.
+   ``--queue-depth`` prompts are kept queued on each server at once.
 3. **Resumable**: each finished clip is ``OUT/clips/<name>.<ext>`` + ``<name>_keyframe.png`` + ``<name>.json``
-   (written last); a rerun skips clips that have their record, measures included.
+   (written last, naming the server that made it); a rerun skips clips that have their record, whichever
+   server made them, measures included.
+   The report gives each server's throughput (clips, clips per minute, seconds per clip).
 4. **Measures** per clip (``microcinema_core.eval``): motion amplitude and class (Farneback flow), temporal
    consistency (flow-warped frame error), MobileNetV2 feature similarity to the keyframe and frame to frame,
    PSNR/SSIM of the centre frame against the keyframe; with ``--clip-model`` CLIPSIM, with ``--c3d-model`` IS.
@@ -37,11 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import comfy_api
+from ..comfy_http import history
+from ..comfy_http.dispatch import DONE, Dispatcher
+from ..comfy_http.errors import ComfyError
+from ..comfy_http.server_state import throughput_table
+from ..comfy_http.workflow import KEYFRAME_SAVE_NODE, Workflow
 from .prompts import caption_prompts, slug, ucf101_prompts
 from .video_io import list_clips, read_video
 
 ALL_MEASURES = ("motion", "temporal", "mobilenet", "fidelity")
+DEFAULT_SERVER = "http://127.0.0.1:8188"
 UNAVAILABLE = {
     "IS": "Inception Score needs a C3D classifier trained on UCF-101; no such weights are on the package "
           "registries. Pass your own with --c3d-model FILE.safetensors (see docs/evaluation.md).",
@@ -81,6 +90,10 @@ class Progress:
         self.stream.flush()
 
 
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def _record_path(out: Path, job: dict) -> Path:
     return out / "clips" / f"{job['name']}.json"
 
@@ -112,7 +125,7 @@ def _keyframe_file(folder: Path, job: dict) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ generation
-def prepare_prompt(workflow: comfy_api.Workflow, job: dict, text_nodes: list | None, overrides: list,
+def prepare_prompt(workflow: Workflow, job: dict, text_nodes: list | None, overrides: list,
                    keyframe_name: str | None) -> dict:
     wf = workflow.with_text(job["prompt"], text_nodes).with_seed(job["seed"])
     for spec in overrides:
@@ -123,15 +136,15 @@ def prepare_prompt(workflow: comfy_api.Workflow, job: dict, text_nodes: list | N
     return wf.graph
 
 
-def _save_outputs(server: comfy_api.Server, entry: dict, out: Path, job: dict) -> dict:
-    items = comfy_api.output_items(entry)
+def _save_outputs(server, entry: dict, out: Path, job: dict) -> dict:
+    items = history.outputs_by_node(entry)
     clips = out / "clips"
     files = {}
-    key_items = items.pop(comfy_api.KEYFRAME_SAVE_NODE, [])
+    key_items = items.pop(KEYFRAME_SAVE_NODE, [])
     if key_items:
         (clips / f"{job['name']}_keyframe.png").write_bytes(server.view(key_items[0]))
         files["keyframe"] = f"{job['name']}_keyframe.png"
-    videos = [i for its in items.values() for i in its if i["filename"].lower().endswith(comfy_api.VIDEO_EXTENSIONS)]
+    videos = [i for its in items.values() for i in its if history.is_video(i)]
     if videos:
         ext = Path(videos[0]["filename"]).suffix.lower()
         (clips / f"{job['name']}{ext}").write_bytes(server.view(videos[0]))
@@ -139,7 +152,7 @@ def _save_outputs(server: comfy_api.Server, entry: dict, out: Path, job: dict) -
     else:  # a graph that saves the frames as images: the node with the most images is the video
         frames = max(items.values(), key=len, default=[])
         if len(frames) < 2:
-            raise comfy_api.ComfyError(f"clip {job['name']}: the workflow returned no video file and no frames "
+            raise ComfyError(f"clip {job['name']}: the workflow returned no video file and no frames "
                                        f"(outputs: {list(items)}); end it with a video save node")
         folder = clips / job["name"]
         folder.mkdir(exist_ok=True)
@@ -149,34 +162,44 @@ def _save_outputs(server: comfy_api.Server, entry: dict, out: Path, job: dict) -
     return files
 
 
-def generate(server, workflow, jobs: list, out: Path, text_nodes=None, overrides=(), keyframes: Path | None = None,
-             queue_depth: int = 2, timeout: float = 900.0, log=print) -> dict:
-    """Queue every unfinished job (``queue_depth`` at once), download its files, write its record."""
+def generate(servers, workflow, jobs: list, out: Path, text_nodes=None, overrides=(),
+             keyframes: Path | None = None, queue_depth: int = 2, timeout: float = 900.0, log=print) -> dict:
+    """Make every unfinished job on ``servers`` (URLs or clients; one URL is fine), ``queue_depth`` prompts
+    queued on each, download its files, write its record. Raises ``ComfyError`` when clips could not be made
+    (the finished ones are kept)."""
     (out / "clips").mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs if finished(out, j) is None]
     skipped = len(jobs) - len(todo)
     log(f"{len(jobs)} clips planned, {skipped} already finished, {len(todo)} to generate")
     if not todo:
         return {"generated": 0, "skipped": skipped}
-    server.check()
+    servers = [servers] if isinstance(servers, str) or not isinstance(servers, (list, tuple)) else list(servers)
     bar = Progress(len(todo), "generate")
-    pending = list(todo)
-    in_flight = []          # (job, prompt_id, queued_at)
-    while pending or in_flight:
-        while pending and len(in_flight) < max(1, queue_depth):
-            job = pending.pop(0)
-            name = None
-            if keyframes is not None:
-                name = server.upload_image(_keyframe_file(keyframes, job), f"zero_shot_{job['name']}.png")
-            prompt = prepare_prompt(workflow, job, text_nodes, list(overrides), name)
-            in_flight.append((job, server.queue(prompt), time.monotonic()))
-        job, prompt_id, queued = in_flight.pop(0)
-        entry = server.wait(prompt_id, timeout)
-        files = _save_outputs(server, entry, out, job)
-        _write_json(_record_path(out, job), {**job, "prompt_id": prompt_id, "files": files,
-                                            "seconds_since_queued": round(time.monotonic() - queued, 2)})
+
+    def prepare(job, client):
+        name = None
+        if keyframes is not None:
+            name = client.upload_image(_keyframe_file(keyframes, job), f"zero_shot_{job['name']}.png")
+        return prepare_prompt(workflow, job, text_nodes, list(overrides), name)
+
+    def collect(job, client, prompt_id, entry, seconds):
+        files = _save_outputs(client, entry, out, job)
+        _write_json(_record_path(out, job), {**job, "prompt_id": prompt_id, "server": client.url, "files": files,
+                                            "seconds_since_queued": round(seconds, 2)})
         bar.update(1, job["prompt"])
-    return {"generated": len(todo), "skipped": skipped}
+
+    dispatcher = Dispatcher(servers, prepare, collect, depth=queue_depth, job_timeout=timeout,
+                            log=lambda msg: log(f"\n{msg}"))
+    outcomes = dispatcher.run(todo)
+    rows = dispatcher.throughput()
+    log("per-server throughput:\n" + throughput_table(rows, dispatcher.wall_seconds))
+    result = {"generated": sum(o.status == DONE for o in outcomes), "skipped": skipped, "servers": rows,
+              "generate_wall_seconds": round(dispatcher.wall_seconds, 1)}
+    missing = [(job, o) for job, o in zip(todo, outcomes) if o.status != DONE]
+    if missing:
+        raise ComfyError(f"{len(missing)} of {len(todo)} clips not made: " + "; ".join(
+            f"{job['name']}: {o.status} ({(o.error or '')[:300]})" for job, o in missing[:5]))
+    return result
 
 
 # ------------------------------------------------------------------------------------------ measures
@@ -428,10 +451,14 @@ def write_report(out: Path, config: dict, records: list, fvd_result: dict | None
                         for r in records]}
     _write_json(out / "report.json", report)
     lines = ["# Zero-shot evaluation", "",
-             f"- workflow: `{config['workflow']}`; server: `{config['server']}`",
+             f"- workflow: `{config['workflow']}`; server(s): "
+             + ", ".join(f"`{u}`" for u in _as_list(config["server"])),
              f"- prompts: {config['prompts']} ({run['n_prompts']} prompts, {config['videos_per_prompt']} per prompt, "
              f"{len(records)} clips finished of {run['n_planned']} planned)",
              f"- this run generated {run.get('generated', 0)} clips, skipped {run.get('skipped', 0)} finished ones", ""]
+    if run.get("servers"):
+        lines += ["Per-server throughput (this run):", "",
+                  throughput_table(run["servers"], run.get("generate_wall_seconds", 0.0)), ""]
     if fvd_result:
         if fvd_result.get("fvd") is not None:
             lines.append(f"**FVD {fvd_result['fvd']:.2f}** (real I3D; {fvd_result['n_generated']} generated vs "
@@ -474,7 +501,10 @@ def write_report(out: Path, config: dict, records: list, fvd_result: dict | None
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m microcinema_core.eval.zero_shot", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--server", default="http://127.0.0.1:8188", help="a running ComfyUI (default %(default)s)")
+    p.add_argument("--server", action="append", metavar="URL",
+                   help=f"a running ComfyUI; repeat it to spread the clips over several servers: each is kept "
+                        f"--queue-depth prompts deep, a dead or failing one's clips go to the others "
+                        f"(default {DEFAULT_SERVER})")
     p.add_argument("--workflow", help="API-format workflow: text -> keyframe -> video (e.g. "
                                       "workflows/api/sdxl_keyframe_to_video_api.json)")
     p.add_argument("--prompts", default="ucf101", help="'ucf101' (the 101 class names) or a captions file")
@@ -485,8 +515,10 @@ def parse_args(argv=None):
     p.add_argument("--text-node", action="append", help="node id(s) that get the prompt (default: found)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.input=value", help="override an input")
     p.add_argument("--keyframes", type=Path, help="folder of keyframe images (<label>.png) instead of the graph's")
-    p.add_argument("--queue-depth", type=int, default=2, help="prompts queued on the server at once")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds one clip may take")
+    p.add_argument("--queue-depth", type=int, default=2,
+                   help="prompts queued on each server at once, counting other users' (default 2)")
+    p.add_argument("--timeout", type=float, default=1800,
+                   help="seconds one clip may take from queued to finished on a server, before another tries it")
     p.add_argument("--out", type=Path, required=True, help="output folder (rerun with the same to resume)")
     p.add_argument("--real", type=Path, help="folder of real clips (video files or folders of frames) for FVD")
     p.add_argument("--fvd-frames", type=int, default=16, help="frames per clip for FVD (paper: 16)")
@@ -496,7 +528,9 @@ def parse_args(argv=None):
     p.add_argument("--c3d-model", type=Path, help="C3D UCF-101 classifier (.safetensors): Inception Score")
     p.add_argument("--no-generate", action="store_true", help="only measure and report what OUT holds")
     p.add_argument("--device", default="cpu")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.server = args.server or [DEFAULT_SERVER]
+    return args
 
 
 def main(argv=None) -> dict:
@@ -519,19 +553,18 @@ def main(argv=None) -> dict:
     if not args.no_generate:
         if not args.workflow:
             raise SystemExit("--workflow is needed to generate (or --no-generate to report on OUT)")
-        workflow = comfy_api.Workflow.load(args.workflow)
+        workflow = Workflow.load(args.workflow)
         text_nodes = args.text_node or workflow.positive_text_nodes()
         if not text_nodes:
             raise SystemExit(f"{args.workflow}: no prompt node found on a sampler's positive path; name it with "
                              "--text-node ID")
         if args.keyframes is None and not workflow.keyframe_links():
             log("note: the workflow has no 'keyframe' input; no keyframe will be kept (keyframe measures skipped)")
-        server = comfy_api.Server(args.server)
         t0 = time.monotonic()
         try:
-            run.update(generate(server, workflow, jobs, out, text_nodes, args.set, args.keyframes,
+            run.update(generate(args.server, workflow, jobs, out, text_nodes, args.set, args.keyframes,
                                 args.queue_depth, args.timeout, log))
-        except comfy_api.ComfyError as err:
+        except (ComfyError, ValueError) as err:
             raise SystemExit(f"generation stopped: {err}\nfinished clips are kept in {out}/clips; rerun to resume")
         run["generate_seconds"] = round(time.monotonic() - t0, 1)
     nets = Networks(args.device, args.clip_model, args.c3d_model)
