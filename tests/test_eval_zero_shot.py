@@ -159,3 +159,20 @@ def test_zero_shot_run_on_the_real_server_resumes_and_reports(mc_host, tmp_path,
     back = np.asarray(Image.open(tmp_path / "keyed" / "clips" / "00000_applyeyemakeup_keyframe.png").convert("RGB"))
     assert np.array_equal(back, picture)
     assert "centre_psnr_vs_keyframe" in report["clips"][0]["measures"]
+
+
+def test_zero_shot_over_several_servers_skips_a_dead_one_and_reports_throughput(mc_host, tmp_path):
+    from scripts.comfy_host import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"          # nothing listens there
+    out = tmp_path / "servers"
+    report = zero_shot.main(["--server", dead, "--server", mc_host.url, "--workflow", str(TOY), "--out", str(out),
+                             "--limit", "2", "--measures", "none", *FAST])
+    assert report["run"]["generated"] == 2 and report["n_clips"] == 2
+    rows = {row["server"]: row for row in report["run"]["servers"]}
+    assert rows[dead]["state"] == "down" and rows[dead]["done"] == 0
+    assert rows[mc_host.url]["done"] == 2 and rows[mc_host.url]["videos_per_minute"] > 0
+    records = [json.loads(p.read_text()) for p in sorted((out / "clips").glob("*.json"))]
+    assert [r["server"] for r in records] == [mc_host.url] * 2
+    md = (out / "report.md").read_text()
+    assert "Per-server throughput" in md and dead in md
