@@ -133,3 +133,16 @@ def test_bad_server_lists_are_refused():
         Dispatcher(["http://a:1", "http://a:1/"], None, None)
     with pytest.raises(ValueError, match="expected http://HOST:PORT"):
         Dispatcher(["a:1"], None, None)
+
+
+def test_a_job_failed_on_every_server_still_up_ends_when_the_other_dies():
+    a, b = StandIn("http://a:1", refuse={0}), StandIn("http://b:1", others=5)   # b is full at first
+
+    def collect(job, client, prompt_id, entry, seconds):
+        b.dead = True                    # b dies before it could try job 0
+
+    dispatcher = Dispatcher([a, b], lambda job, client: {"job": job}, collect, poll=0.001,
+                            log=lambda msg: None, revive_every=1e9)
+    outcomes = dispatcher.run(list(range(4)))
+    assert [o.status for o in outcomes] == ["rejected", "done", "done", "done"]
+    assert outcomes[0].tried == ["http://a:1"]

@@ -71,6 +71,7 @@ class Dispatcher:
         self.outcomes: list[Outcome | None] = [None] * len(jobs)
         self.tried: list[list[str]] = [[] for _ in jobs]
         self.blame: list[list[ServerState]] = [[] for _ in jobs]
+        self.last_failure: dict[int, tuple[str, str, str]] = {}   # job -> (status, server, error)
         self.pending: deque[int] = deque(range(len(jobs)))
         start = time.monotonic()
         for server in self.servers:
@@ -87,6 +88,7 @@ class Dispatcher:
                     break
             self._poll_all()     # collect first, so freed slots are filled at once
             self._fill()
+            self._settle()
             if self.pending or any(s.in_flight for s in self.servers):
                 time.sleep(self.poll)
         for job in range(len(jobs)):
@@ -197,6 +199,7 @@ class Dispatcher:
         """One attempt failed: try a live server that has not tried the job, else the job ends ``status``."""
         self.tried[job].append(server.url)
         self.blame[job].append(server)
+        self.last_failure[job] = (status, server.url, error)
         server.failed += 1
         server.last_error = error
         if any(s.state == UP and s.url not in self.tried[job] for s in self.servers):
@@ -205,6 +208,17 @@ class Dispatcher:
             return
         self.outcomes[job] = Outcome(status, server.url, error=error, tried=list(self.tried[job]))
         self.log(f"job {job} {status}: {error[:1000]}")
+
+    def _settle(self) -> None:
+        """End the pending jobs that failed on every server still up (the others went down or were retired)."""
+        if not any(s.state == UP for s in self.servers):
+            return                       # all down: wait for one to come back (or give up in ``run``)
+        for job in [j for j in self.pending if j in self.last_failure]:
+            if not any(s.state == UP and s.url not in self.tried[job] for s in self.servers):
+                self.pending.remove(job)
+                status, url, error = self.last_failure[job]
+                self.outcomes[job] = Outcome(status, url, error=error, tried=list(self.tried[job]))
+                self.log(f"job {job} {status}: {error[:1000]} (every server still up tried it)")
 
     def _blame(self, server: ServerState) -> None:
         """A job that failed on ``server`` was made by another: ``server`` erred, not the prompt."""
