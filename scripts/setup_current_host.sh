@@ -34,3 +34,4 @@ if ! "$PY" -c "import torchaudio" >/dev/null 2>&1; then
   echo "$REPO/scripts/host_shims/no_torchaudio" > "$SITE/zz_microcinema_no_torchaudio.pth"
 fi
 echo "ComfyUI $("$PY" -c "import sys; sys.path.insert(0, '$DEST'); import comfyui_version; print(comfyui_version.__version__)") in $DEST"
+echo "run the host tests on it: MICROCINEMA_COMFYUI_DIR=$DEST MICROCINEMA_COMFYUI_PYTHON=$PY $PY -m pytest -q tests/..."

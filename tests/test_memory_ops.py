@@ -31,6 +31,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from host_kind import CURRENT_HOST_HOWTO, current_host_configured
 from memory_checks import fp8_vs_fp32, partial_vs_full
 from pack_inprocess import load_pack, tiny_config, tiny_model, write_tiny_checkpoint
 
@@ -166,8 +167,7 @@ def test_partial_load_samples_what_a_full_load_samples(pack, tmp_path, weight_dt
     _check_partial(partial_vs_full(pack, tmp_path, weight_dtype))
 
 
-@pytest.mark.skipif(not (os.environ.get("MICROCINEMA_COMFYUI_DIR") and os.environ.get("MICROCINEMA_COMFYUI_PYTHON")),
-                    reason="needs a current ComfyUI: MICROCINEMA_COMFYUI_DIR + MICROCINEMA_COMFYUI_PYTHON")
+@pytest.mark.skipif(not current_host_configured(), reason=f"needs the current ComfyUI: {CURRENT_HOST_HOWTO}")
 def test_on_the_current_host_fp8_and_partial_loads_with_patches():
     run = subprocess.run([os.environ["MICROCINEMA_COMFYUI_PYTHON"], str(REPO / "tests" / "memory_checks.py")],
                          capture_output=True, text=True, timeout=600, cwd=str(REPO))

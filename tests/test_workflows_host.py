@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from host_kind import skip_unless_host_has
 from scripts.comfy_host import PromptRejected, execution_error, output_files
 from video_probe import probe
 from workflow_assets import as_test_prompt
@@ -288,8 +289,8 @@ def test_cancel_mid_sampling_stops_within_a_step_and_leaves_no_file(mc_models):
 
 def test_noise_output_for_sampler_custom_advanced_equals_microcinema_sampler(mc_models):
     """Current hosts only (NOISE type): Appearance Noise -> SamplerCustomAdvanced == MicroCinema Sampler."""
-    if "MicroCinemaAppearanceNoise" not in mc_models.client.object_info():
-        pytest.skip("this host has no SamplerCustomAdvanced / NOISE type (the 2024 host)")
+    skip_unless_host_has(mc_models, "MicroCinemaAppearanceNoise", "SamplerCustomAdvanced",
+                         what="NOISE type for SamplerCustomAdvanced")
     prompt = as_test_prompt(load_api("image_to_video"), steps=3)
     s = prompt["8"]["inputs"]
     prompt.update({
