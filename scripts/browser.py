@@ -42,8 +42,10 @@ _INSTALL_WATCHERS = """() => {
 # Node types of a UI-format workflow that the page's LiteGraph does not know.
 _UNKNOWN_TYPES = """(wf) => wf.nodes.map(n => n.type).filter(t => !(t in window.LiteGraph.registered_node_types))"""
 
-# Visible modal dialogs (legacy UI: .comfy-modal; current frontend: PrimeVue .p-dialog).
-_VISIBLE_DIALOGS = """() => Array.from(document.querySelectorAll('.comfy-modal, .p-dialog'))
+# Visible modal dialogs and error notices (legacy UI: .comfy-modal; current frontend: PrimeVue .p-dialog, and
+# ComfyUI 0.28.2's error overlay, e.g. "Some nodes are missing and need to be installed").
+_VISIBLE_DIALOGS = """() => Array.from(document.querySelectorAll(
+        '.comfy-modal, .p-dialog, [data-testid="error-overlay"]'))
     .filter(el => el.offsetParent !== null || getComputedStyle(el).display !== 'none')
     .map(el => el.innerText.trim()).filter(Boolean)"""
 

@@ -20,3 +20,16 @@ def colour_prompt(fmt: str, prefix: str, fps: float = 8.0, width: int = 64, heig
     prompt["save"] = {"class_type": "MicroCinemaSaveVideo", "inputs": {
         "images": previous, "fps": fps, "format": fmt, "filename_prefix": prefix, "quality": 18}}
     return prompt
+
+
+def write_noise_frames(path, count: int, side: int, seed: int = 0) -> str:
+    """``count`` frames of random pixels (slow to encode, large as H.264) as one animated webp at ``path``;
+    returns its file name for Load Image. Both hosts' Load Image read every frame of an animated webp (a current
+    ComfyUI reads a multi-page TIFF as one picture)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    frames = [Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)) for _ in range(count)]
+    frames[0].save(path, format="WEBP", save_all=True, append_images=frames[1:], quality=90, method=0)
+    return path.name

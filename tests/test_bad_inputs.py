@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import re
 
-import numpy as np
 import pytest
 import torch
 
@@ -426,10 +425,14 @@ def test_server_nan_gamma_and_nan_latent_fail_with_clear_messages(mc_models):
 
     prompt = i2v_prompt("gamma")
     prompt["8"]["inputs"]["gamma"] = float("nan")  # passes the host's min/max check (NaN compares False)
-    entry = mc_models.client.wait(mc_models.client.queue(prompt), timeout=120)
+    prompt_id = mc_models.client.queue(prompt)
+    entry = mc_models.client.wait(prompt_id, timeout=120)
     error = execution_error(entry)
     assert error and error["node_id"] == "8" and "gamma is nan" in error["exception_message"], error
     assert not output_files(entry)
+    # ComfyUI 0.28.2's /api/jobs writes the NaN of this entry's prompt into its JSON, which the web UI cannot
+    # parse ("[Jobs API] Error fetching jobs"): the later browser tests of this session would see that error
+    mc_models.client.request("POST", "/history", {"delete": [prompt_id]})
 
     write_nan_latent(mc_models, "nan_video.latent")
     prompt = i2v_prompt("nanlatent")
@@ -513,17 +516,14 @@ def test_server_inflate_refuses_a_pickle_with_a_plain_message(mc_models):
 
 @pytest.mark.host
 def test_server_full_disk_fails_the_save_node_and_leaves_no_file(mc_models):
-    from PIL import Image
-
+    from prompts import write_noise_frames
     from scripts.comfy_host import execution_error, output_files
 
-    rng = np.random.default_rng(1)  # noise frames: an mp4 far larger than the 64 KiB disk
-    frames = [Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)) for _ in range(20)]
-    frames[0].save(mc_models.input_dir / "noise20.tif", save_all=True, append_images=frames[1:])
+    noise = write_noise_frames(mc_models.input_dir / "noise20.webp", 20, 128, seed=1)  # an mp4 far over 64 KiB
     unmount = mount_small_tmpfs(mc_models.output_dir / "fulldisk")
     try:
         prompt = {
-            "load": {"class_type": "LoadImage", "inputs": {"image": "noise20.tif"}},
+            "load": {"class_type": "LoadImage", "inputs": {"image": noise}},
             "save": {"class_type": "MicroCinemaSaveVideo", "inputs": {
                 "images": ["load", 0], "fps": 8.0, "format": "mp4", "filename_prefix": "fulldisk/clip", "quality": 0}},
         }

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from scripts.comfy_host import PromptRejected, execution_error, output_files
 from host_kind import throttles_progress
-from prompts import COLOURS, colour_prompt
+from prompts import COLOURS, colour_prompt, write_noise_frames
 from video_probe import probe
 
 pytestmark = pytest.mark.host
@@ -133,12 +131,9 @@ def test_interrupt_when_idle_keeps_the_server_usable(mc_host):
 
 def test_cancel_during_save_leaves_no_file(mc_host):
     """POST /interrupt while frames are being encoded: the prompt ends interrupted, no file is left."""
-    rng = np.random.default_rng(0)  # noise frames: slow to encode, so the Cancel lands mid-save
-    frames = [Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in range(80)]
-    # an animated webp: both hosts' Load Image read all its frames (a current one reads a multi-page tif as 1)
-    frames[0].save(mc_host.input_dir / "noise.webp", save_all=True, append_images=frames[1:], quality=90, method=0)
+    noise = write_noise_frames(mc_host.input_dir / "noise.webp", 80, 256)  # slow to encode: Cancel lands mid-save
     prompt = {
-        "load": {"class_type": "LoadImage", "inputs": {"image": "noise.webp"}},
+        "load": {"class_type": "LoadImage", "inputs": {"image": noise}},
         "save": {"class_type": "MicroCinemaSaveVideo", "inputs": {
             "images": ["load", 0], "fps": 8.0, "format": "mp4", "filename_prefix": "cancel/clip", "quality": 0}},
     }

@@ -83,4 +83,6 @@ def test_every_template_opens_in_the_host_ui(mc_models):
             report = ui.load_workflow(workflow)
             console = [e for e in report["console"] if not e.endswith("/favicon.ico]")]
             widgets = [w for w in report["widgets"] if "sd_xl_base" not in w]  # SDXL: no weights offline
-            assert (report["missing"], report["dialogs"], widgets, console) == ([], [], [], []), (name, report)
+            sdxl_only = len(widgets) < len(report["widgets"])  # ComfyUI 0.28.2's error overlay reports it too
+            dialogs = [d for d in report["dialogs"] if not (sdxl_only and "\n1 required model is missing\n" in d)]
+            assert (report["missing"], dialogs, widgets, console) == ([], [], [], []), (name, report)

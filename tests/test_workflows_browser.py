@@ -74,7 +74,10 @@ def test_ui_workflow_loads_converts_and_runs(mc_models, ui, name, tmp_path):
     console = [e for e in report["console"] if not e.endswith("/favicon.ico]")]
     # the one model the tests cannot install: SDXL (its stage is replaced by LoadImage in the test variant)
     widgets = [w for w in report["widgets"] if not w.startswith("CheckpointLoaderSimple#11.ckpt_name: 'sd_xl_base")]
-    assert (report["missing"], report["dialogs"], widgets, console) == ([], [], [], []), report
+    # ... which ComfyUI 0.28.2's error overlay also reports (the 2024 UI shows no notice for it)
+    sdxl_only = len(widgets) < len(report["widgets"])
+    dialogs = [d for d in report["dialogs"] if not (sdxl_only and "\n1 required model is missing\n" in d)]
+    assert (report["missing"], dialogs, widgets, console) == ([], [], [], []), report
     prompt = ui.graph_to_prompt()
     shipped = json.loads((REPO / "workflows" / "api" / f"{name}_api.json").read_text())
     assert without_ui_only_values(prompt) == without_ui_only_values(shipped, host_defaults(mc_models, prompt))
