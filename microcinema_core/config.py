@@ -58,6 +58,9 @@ class MicroCinemaConfig:
     # toy-scale addition, not in the paper: the prompt's mean token vector and each frame's offset from the
     # centre added to the timestep embedding (models/text_frame_embedding.py)
     text_frame_embedding: bool = False
+    # toy-scale addition, not in the paper: the share of the appearance latent in the input (what the noise prior's
+    # lambda + gamma sets at t = 999) added to the timestep embedding (models/prior_share_embedding.py)
+    prior_share_embedding: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))

@@ -5,7 +5,7 @@ from core_helpers import randomize_new_layers_
 from microcinema_core.config import MicroCinemaConfig
 from microcinema_core.models.microcinema import MicroCinemaModel
 from microcinema_core.models.text_frame_embedding import pooled_text
-from microcinema_core.training.trainer import add_text_frame_embedding
+from microcinema_core.training.trainer import add_embedding
 from microcinema_core.weights.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -56,7 +56,7 @@ def test_a_checkpoint_grows_the_embedding_keeping_every_tensor_and_round_trips(t
     old = MicroCinemaModel(MicroCinemaConfig.tiny()).eval()
     randomize_new_layers_(old)
     x, a, c = _inputs(old.config, videos=2)
-    grown = add_text_frame_embedding(old).eval()
+    grown = add_embedding(old, "text_frame_embedding").eval()
     assert grown.config.text_frame_embedding and grown.text_frame_embed is not None
     for key, value in old.state_dict().items():
         assert torch.equal(grown.state_dict()[key], value), key

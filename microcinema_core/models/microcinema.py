@@ -39,10 +39,11 @@ from ..diffusion.schedule import DiscreteSchedule
 from ..errors import MicroCinemaInputError
 from ..nn.ops import resolve_operations
 from .appearnet import AppearanceInjection, AppearNet
+from .prior_share_embedding import PriorShareEmbedding
 from .text_frame_embedding import TextFrameEmbedding
 from .unet3d import UNet3D
 
-NEW_LAYER_MARKERS = ("temporal_", "spade", "injection.", "text_frame_embed.")
+NEW_LAYER_MARKERS = ("temporal_", "spade", "injection.", "text_frame_embed.", "prior_share_embed.")
 
 
 class MicroCinemaModel(nn.Module):
@@ -72,6 +73,8 @@ class MicroCinemaModel(nn.Module):
                 if self.unet.out[2].bias is not None:
                     self.unet.out[2].bias.zero_()
         self.text_frame_embed = TextFrameEmbedding(config, operations=ops) if config.text_frame_embedding else None
+        self.prior_share_embed = (PriorShareEmbedding(config, operations=ops) if config.prior_share_embedding
+                                  else None)
         self.use_channels_last()
 
     @property
@@ -140,6 +143,8 @@ class MicroCinemaModel(nn.Module):
         emb = self.unet.embed_time(timesteps, dtype)
         if self.text_frame_embed is not None:
             emb = emb + self.text_frame_embed(context, num_frames, share, x.shape[0])
+        if self.prior_share_embed is not None:
+            emb = emb + self.prior_share_embed(z_t, reference, num_frames, dtype)
         check = self.interrupt_check
         if self.appearnet is None:
             eps = self.unet(torch.cat([x, appearance], dim=1), emb, context, num_frames, share, between_blocks=check)

@@ -88,19 +88,26 @@ def build_model(cfg: TrainConfig, config: MicroCinemaConfig) -> MicroCinemaModel
     model.config = model.config.replace(noise_prior_lambda=cfg.noise_prior_lambda, prediction=config.prediction,
                                         zero_terminal_snr=config.zero_terminal_snr)
     if config.text_frame_embedding and not model.config.text_frame_embedding:
-        model = add_text_frame_embedding(model)
+        model = add_embedding(model, "text_frame_embedding")
+    if config.prior_share_embedding and not model.config.prior_share_embedding:
+        model = add_embedding(model, "prior_share_embedding")
     return model
 
 
-def add_text_frame_embedding(model: MicroCinemaModel) -> MicroCinemaModel:
-    """The same network plus the (woken) text-and-frame embedding: every stored tensor kept, nothing else new."""
-    grown = MicroCinemaModel(model.config.replace(text_frame_embedding=True))
+GROWN_MODULES = {"text_frame_embedding": "text_frame_embed", "prior_share_embedding": "prior_share_embed"}
+
+
+def add_embedding(model: MicroCinemaModel, flag: str) -> MicroCinemaModel:
+    """The same network plus one (woken) timestep-embedding addition (``flag``: a config switch of
+    ``GROWN_MODULES``): every stored tensor kept, nothing else new."""
+    module = GROWN_MODULES[flag]
+    grown = MicroCinemaModel(model.config.replace(**{flag: True}))
     result = grown.load_state_dict(model.state_dict(), strict=False)
-    strangers = [k for k in result.missing_keys if not k.startswith("text_frame_embed.")]
+    strangers = [k for k in result.missing_keys if not k.startswith(module + ".")]
     if strangers or result.unexpected_keys:
         raise RuntimeError(f"growing the checkpoint went wrong: missing {strangers[:3]}, unexpected "
                            f"{result.unexpected_keys[:3]}")
-    wake_zero_layers(grown.text_frame_embed)
+    wake_zero_layers(getattr(grown, module))
     return grown
 
 
