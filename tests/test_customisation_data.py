@@ -143,6 +143,15 @@ def test_unannotated_toy_videos_are_toy_clips_without_text(sources):
         videos[3]
 
 
+def test_the_contact_sheet_puts_reference_and_target_side_by_side(sources):
+    from microcinema_core.toyworld.customisation_sheet import sheet
+
+    pairs = [CustomisationSet(sources, "heldout", seed=0, size=16).pair(i) for i in range(3)]
+    image = sheet(pairs, columns=2)
+    assert image.dtype == np.uint8 and image.shape == (2 * 20, 2 * (34 + 4), 3)
+    assert np.array_equal(image[:16, :16], (pairs[0].reference.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+
+
 # ---- real data on disk ----------------------------------------------------------------------------------
 def _save(path, array):
     path.parent.mkdir(parents=True, exist_ok=True)
