@@ -36,7 +36,7 @@ FRAMES, SIZE, STEPS, CFG, SEED = 5, 8, 4, 7.5, 11
 
 def load_model(pack, path, dtype="fp32", weight_dtype="default"):
     """'Load MicroCinema Model' on the file at ``path`` (the node's own code, the file found by path)."""
-    loaders = pack.nodes.loaders
+    loaders = pack.nodes.nodes_loaders
     original = loaders.checkpoint_path
     loaders.checkpoint_path = lambda name: str(path)
     try:
@@ -47,7 +47,7 @@ def load_model(pack, path, dtype="fp32", weight_dtype="default"):
 
 
 def conds(pack, seed: int = 3):
-    ps = pack.nodes.prior_sampling
+    ps = pack.nodes.helpers.prior_patch
     keyframe = torch.randn(1, 4, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
     return ps.with_keyframe(text_conditioning(1), keyframe), ps.with_keyframe(text_conditioning(2), keyframe)
 
@@ -55,7 +55,7 @@ def conds(pack, seed: int = 3):
 def sample(pack, model, positive, negative, seed: int = SEED):
     """MicroCinema Sampler (prior + the stock KSampler path), euler, fixed seed."""
     latent = {"samples": torch.zeros(FRAMES, 4, SIZE, SIZE)}
-    (out,) = pack.nodes.sampler.MicroCinemaSampler().sample(model, positive, negative, latent, seed, STEPS, CFG,
+    (out,) = pack.nodes.nodes_sampler.MicroCinemaSampler().sample(model, positive, negative, latent, seed, STEPS, CFG,
                                                             0.02, -1.0, "euler", "normal")
     return out["samples"]
 
@@ -139,15 +139,15 @@ def partial_vs_full(pack, folder: Path, weight_dtype: str = "default", patches: 
         add_diff_patches(model)
     size = int(model.model_size())
     budget = size // 3
-    prior = pack.nodes.prior_sampling.with_appearance_prior(
-        model, pack.nodes.prior_sampling.keyframe_from_conditioning(positive), None, 0.02)
+    prior = pack.nodes.helpers.prior_patch.with_appearance_prior(
+        model, pack.nodes.helpers.prior_patch.keyframe_from_conditioning(positive), None, 0.02)
     partial_load(prior, budget)
     layers = comfy_layers(prior)
     offloaded = [m for m in layers if hasattr(m, "prev_comfy_cast_weights")]
     on_the_fly = [m for m in offloaded if getattr(m, "weight_function", None)]
     latent = {"samples": torch.zeros(FRAMES, 4, SIZE, SIZE)}
     with keep_as_loaded():
-        got = pack.nodes.sampling.ksample(prior, SEED, STEPS, CFG, "euler", "normal", positive, negative,
+        got = pack.nodes.helpers.ksampler.ksample(prior, SEED, STEPS, CFG, "euler", "normal", positive, negative,
                                           latent)["samples"]
     resident = sum(p.numel() * p.element_size() for m in layers if m not in offloaded
                    for p in m.parameters(recurse=False))
@@ -163,7 +163,7 @@ def toy_fp8(pack) -> dict:
     Random keyframe latent and text context (the difference is the point, not the video). ``--toy`` only.
     """
     path = Path(__file__).resolve().parent.parent / "models" / "microcinema" / "microcinema_toy_base.safetensors"
-    ps = pack.nodes.prior_sampling
+    ps = pack.nodes.helpers.prior_patch
     g = torch.Generator().manual_seed(3)
     keyframe = 4 * torch.randn(1, 4, 8, 8, generator=g)
     positive = ps.with_keyframe([[0.1 * torch.randn(1, 77, 384, generator=g), {}]], keyframe)
@@ -171,7 +171,7 @@ def toy_fp8(pack) -> dict:
 
     def run(dtype, weight_dtype="default", seed=11):
         latent = {"samples": torch.zeros(9, 4, 8, 8)}
-        (out,) = pack.nodes.sampler.MicroCinemaSampler().sample(load_model(pack, path, dtype, weight_dtype), positive,
+        (out,) = pack.nodes.nodes_sampler.MicroCinemaSampler().sample(load_model(pack, path, dtype, weight_dtype), positive,
                                                                 negative, latent, seed, 10, 5.0, 0.02, -1.0, "euler",
                                                                 "normal")
         return out["samples"]

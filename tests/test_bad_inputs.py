@@ -24,28 +24,28 @@ def pack():
 
 
 def wrapped(pack, kind="base", dtype=torch.float32):
-    return pack.nodes.comfy_model.wrap_model(tiny_model(kind, **SMALL).to(dtype))
+    return pack.nodes.helpers.comfy_model.wrap_model(tiny_model(kind, **SMALL).to(dtype))
 
 
 def keyframe_conds(pack, keyframe):
-    ps = pack.nodes.prior_sampling
+    ps = pack.nodes.helpers.prior_patch
     return ps.with_keyframe(text_conditioning(1), keyframe), ps.with_keyframe(text_conditioning(2), keyframe)
 
 
 # -- prior_lambda: only -1 means "the checkpoint's" ---------------------------------------------------------
 @pytest.mark.parametrize("value", [-0.5, -0.01, -0.9999, float("nan")])
 def test_negative_prior_lambda_other_than_minus_one_is_an_error(pack, value):
-    np_ = pack.nodes.noise_prior
+    np_ = pack.nodes.nodes_noise_prior
     with pytest.raises(ValueError, match="prior_lambda") as err:
         np_.resolve_lambda(value)
     assert "-1" in str(err.value)
     message = np_.MicroCinemaAppearanceNoisePrior.VALIDATE_INPUTS(prior_lambda=value)
     assert isinstance(message, str) and "prior_lambda" in message  # HTTP 400 before anything runs
-    assert pack.nodes.sampler.MicroCinemaSampler.VALIDATE_INPUTS(prior_lambda=value) == message
+    assert pack.nodes.nodes_sampler.MicroCinemaSampler.VALIDATE_INPUTS(prior_lambda=value) == message
 
 
 def test_prior_lambda_minus_one_and_non_negative_values(pack):
-    np_ = pack.nodes.noise_prior
+    np_ = pack.nodes.nodes_noise_prior
     assert np_.resolve_lambda(-1.0) is None and np_.resolve_lambda(-1) is None
     assert np_.resolve_lambda(0.0) == 0.0 and np_.resolve_lambda(0.05) == 0.05
     assert np_.MicroCinemaAppearanceNoisePrior.VALIDATE_INPUTS(prior_lambda=-1.0) is True
@@ -56,7 +56,7 @@ def test_nan_gamma_is_an_error_naming_gamma(pack):
     model = wrapped(pack)
     raw = torch.randn(1, 4, 8, 8)
     with pytest.raises(ValueError, match="gamma is nan"):
-        pack.nodes.noise_prior.MicroCinemaAppearanceNoisePrior().apply(model, float("nan"), -1.0,
+        pack.nodes.nodes_noise_prior.MicroCinemaAppearanceNoisePrior().apply(model, float("nan"), -1.0,
                                                                        keyframe_latent={"samples": raw})
 
 
@@ -67,7 +67,7 @@ def test_nan_frames_are_refused_by_save_video_naming_the_upstream_node(pack, tmp
     prompt = {"9": {"class_type": "VAEDecode", "inputs": {}},
               "10": {"class_type": "MicroCinemaSaveVideo", "inputs": {"images": ["9", 0]}}}
     with pytest.raises(ValueError) as err:
-        pack.nodes.video_output.MicroCinemaSaveVideo().save(frames, 8.0, "mp4", "never/clip", prompt=prompt,
+        pack.nodes.nodes_save_video.MicroCinemaSaveVideo().save(frames, 8.0, "mp4", "never/clip", prompt=prompt,
                                                              unique_id="10")
     message = str(err.value)
     for words in ("images:", "1 of 4 frames", "frame 2", "NaN in 144", "node 9 (VAEDecode", "Nothing was saved",
@@ -76,11 +76,11 @@ def test_nan_frames_are_refused_by_save_video_naming_the_upstream_node(pack, tmp
     # the writer itself refuses too (core callers), and leaves no file
     path = tmp_path / "clip.webp"
     with pytest.raises(ValueError, match="NaN"):
-        pack.nodes.video_writer.write_video(frames, str(path), 8.0, "webp")
+        pack.microcinema_core.video.writer.write_video(frames, str(path), 8.0, "webp")
     assert list(tmp_path.iterdir()) == []
     frames[:] = float("inf")
     with pytest.raises(ValueError, match="inf in every one of its 768 values"):
-        pack.nodes.video_writer.check_finite_frames(frames)
+        pack.microcinema_core.video.writer.check_finite_frames(frames)
 
 
 # -- a full disk or a read-only output folder ----------------------------------------------------------------
@@ -98,7 +98,7 @@ def mount_small_tmpfs(folder, size="64k"):
 def test_full_disk_and_read_only_folder_fail_with_the_cause_and_leave_no_file(pack, tmp_path):
     import subprocess
 
-    vw = pack.nodes.video_writer
+    vw = pack.microcinema_core.video.writer
     small = tmp_path / "small"
     unmount = mount_small_tmpfs(small)
     try:
@@ -222,7 +222,7 @@ def test_sampler_node_warns_before_a_huge_run(pack, caplog, monkeypatch):
     raw = torch.randn(1, 4, 8, 8)
     positive, negative = keyframe_conds(pack, raw)
     with caplog.at_level(logging.WARNING):
-        pack.nodes.sampler.warn_before_sampling(model, torch.zeros(9, 4, 8, 8), 1, steps=50, cfg=7.5)
+        pack.nodes.nodes_sampler.warn_before_sampling(model, torch.zeros(9, 4, 8, 8), 1, steps=50, cfg=7.5)
     assert any("MicroCinema: this run is far above" in r.getMessage() and "for 50 steps" in r.getMessage()
                for r in caplog.records), caplog.text
 
@@ -245,7 +245,7 @@ def test_bf16_on_a_cpu_without_native_bf16_warns_with_the_cause(pack, caplog, mo
 # -- the keyframe: too small, NaN pixels -----------------------------------------------------------------------
 def test_a_1x1_keyframe_names_the_input_and_the_minimum(pack):
     with pytest.raises(ValueError, match=r"'keyframe' is 1x1 px; it must be at least 8x8 px.*320x320"):
-        pack.nodes.keyframe.fit_image(torch.rand(1, 1, 1, 3), 320, 320)
+        pack.nodes.nodes_keyframe.fit_image(torch.rand(1, 1, 1, 3), 320, 320)
 
 
 def test_nan_keyframe_pixels_blame_the_node_feeding_it_not_the_vae(pack):
@@ -255,7 +255,7 @@ def test_nan_keyframe_pixels_blame_the_node_feeding_it_not_the_vae(pack):
     image = torch.rand(1, 32, 32, 3)
     image[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"'keyframe' has NaN in 1 of its 3072 values: the node feeding 'keyframe'"):
-        pack.nodes.keyframe.encode_keyframe(FourChannelVAE(), image, 64, 64)
+        pack.nodes.nodes_keyframe.encode_keyframe(FourChannelVAE(), image, 64, 64)
 
 
 # -- more bad inputs (docs/bad_inputs.md) ---------------------------------------------------------------------
@@ -288,7 +288,7 @@ def test_sixteen_channel_latent_names_the_vae():
 
 def test_an_image_latent_as_the_video_latent_needs_two_frames(pack):
     with pytest.raises(ValueError, match="at least 2 frames"):
-        pack.nodes.comfy_model.appearance_for_batch("base", torch.randn(1, 4, 8, 8), (1, 4, 8, 8))
+        pack.nodes.helpers.comfy_model.appearance_for_batch("base", torch.randn(1, 4, 8, 8), (1, 4, 8, 8))
 
 
 def test_tsr_model_in_the_sampler_and_sd_model_in_the_prior(pack):
@@ -296,20 +296,20 @@ def test_tsr_model_in_the_sampler_and_sd_model_in_the_prior(pack):
 
     positive, negative = keyframe_conds(pack, torch.randn(1, 4, 8, 8))
     with pytest.raises(ValueError, match="'model' is a MicroCinema TSR model"):
-        pack.nodes.sampler.MicroCinemaSampler().sample(wrapped(pack, "tsr"), positive, negative,
+        pack.nodes.nodes_sampler.MicroCinemaSampler().sample(wrapped(pack, "tsr"), positive, negative,
                                                        {"samples": torch.zeros(9, 4, 8, 8)}, 0, 1, 7.5, 0.02, -1.0,
                                                        "euler", "normal")
     sd = comfy_sd21_model(tiny_config("base", **SMALL))
     with pytest.raises(ValueError, match="'model' is not a MicroCinema model.*Load MicroCinema Model"):
-        pack.nodes.noise_prior.MicroCinemaAppearanceNoisePrior().apply(sd, 0.02, -1.0, positive)
+        pack.nodes.nodes_noise_prior.MicroCinemaAppearanceNoisePrior().apply(sd, 0.02, -1.0, positive)
 
 
 def test_largest_seed_wraps_in_the_prior_corrected_ancestral_sampler(pack):
     model = wrapped(pack)
     raw = torch.randn(1, 4, 8, 8)
-    (patched,) = pack.nodes.noise_prior.MicroCinemaAppearanceNoisePrior().apply(
+    (patched,) = pack.nodes.nodes_noise_prior.MicroCinemaAppearanceNoisePrior().apply(
         model, 0.02, -1.0, keyframe_latent={"samples": raw})
-    sample = pack.nodes.prior_ancestral.prior_corrected_ancestral(pack.nodes.prior_ancestral.prior_of(patched), 1.0)
+    sample = pack.nodes.nodes_noise_prior.prior_corrected_ancestral(pack.nodes.nodes_noise_prior.prior_of(patched), 1.0)
     sigmas = torch.tensor([2.0, 1.0, 0.0])
     out = sample(lambda x, s, **kw: x * 0.5, torch.randn(9, 4, 8, 8), sigmas, extra_args={"seed": 2 ** 64 - 1})
     assert torch.isfinite(out).all()
@@ -320,7 +320,7 @@ def test_nan_fps_and_a_truncated_checkpoint(pack, tmp_path):
     from microcinema_core.weights.checkpoint import load_checkpoint
 
     with pytest.raises(ValueError, match="fps: nan is not a frame rate"):
-        pack.nodes.video_writer.validate_frames((2, 8, 8, 3), float("nan"), "gif")
+        pack.microcinema_core.video.writer.validate_frames((2, 8, 8, 3), float("nan"), "gif")
     broken = tmp_path / "microcinema_base.safetensors"
     broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1")
     with pytest.raises(CheckpointError, match="truncated or not a safetensors file"):
@@ -555,8 +555,8 @@ def test_server_a_1x1_keyframe_fails_naming_the_input_and_the_minimum(mc_models)
 
 
 def test_tsr_names_a_one_frame_latent_and_a_vae_in_the_latent_input(pack):
-    model = pack.nodes.comfy_model.wrap_model(tiny_model("tsr"))
-    node = pack.nodes.tsr.MicroCinemaTSRInterpolateLatent()
+    model = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("tsr"))
+    node = pack.nodes.nodes_tsr.MicroCinemaTSRInterpolateLatent()
     with pytest.raises(ValueError, match=r"'video_latent' has 1 frame.*at least 2.*not one image's latent"):
         node.interpolate(model, None, {"samples": torch.zeros(1, 4, 8, 8)}, 1, 0, 1, 1.0, 0.02, -1.0, 8)
 
@@ -564,7 +564,7 @@ def test_tsr_names_a_one_frame_latent_and_a_vae_in_the_latent_input(pack):
         pass
 
     with pytest.raises(ValueError, match=r"'video_latent' got a SomeVAE, not a LATENT"):   # the deprecated node's
-        pack.nodes.tsr.MicroCinemaTSRInterpolate().interpolate(model, None, 1, 0, 1, 1.0, 0.02, -1.0, 8,
+        pack.nodes.nodes_tsr.MicroCinemaTSRInterpolate().interpolate(model, None, 1, 0, 1, 1.0, 0.02, -1.0, 8,
                                                               video_latent=SomeVAE())
 
 
@@ -581,7 +581,7 @@ def test_main_chain_nodes_take_their_video_and_keyframe_through_required_inputs(
 
 
 def test_a_prompt_longer_than_the_text_encoder_reads_is_warned_with_its_token_count(pack, caplog):
-    tokenizer = pack.nodes.text_encoder.MiniLMComfyTokenizer()
+    tokenizer = pack.nodes.helpers.minilm_clip.MiniLMComfyTokenizer()
     long = " ".join(f"word{i}" for i in range(60)) + " the camera pans left"
     with caplog.at_level(logging.WARNING):
         tokenizer.tokenize_with_weights("a cat, the camera pans left")
@@ -593,7 +593,7 @@ def test_a_prompt_longer_than_the_text_encoder_reads_is_warned_with_its_token_co
 
 
 def test_keyframe_sizes_and_frames_are_checked_before_anything_runs(pack):
-    validate = pack.nodes.keyframe.MicroCinemaKeyframeConditioning.VALIDATE_INPUTS
+    validate = pack.nodes.nodes_keyframe.MicroCinemaKeyframeConditioning.VALIDATE_INPUTS
     assert validate(width=320, height=256) is True
     assert validate(width=None, height=None) is True                               # linked: checked when run
     assert "width 100 is not a multiple of 64 px; use 64 or 128" in validate(width=100, height=320)

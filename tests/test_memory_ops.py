@@ -115,19 +115,19 @@ def test_with_operations_keeps_the_same_tensors_and_output():
 
 
 def test_loader_offers_weight_dtypes_with_tooltips_and_old_prompts_still_load(pack, tmp_path, monkeypatch):
-    for loader in (pack.nodes.loaders.MicroCinemaModelLoader, pack.nodes.loaders.MicroCinemaTSRModelLoader):
+    for loader in (pack.nodes.nodes_loaders.MicroCinemaModelLoader, pack.nodes.nodes_loaders.MicroCinemaTSRModelLoader):
         spec = loader.INPUT_TYPES()
         choices, options = spec["optional"]["weight_dtype"]  # optional: API prompts without it still validate
         assert choices == ["default", "fp8_e4m3fn", "fp8_e5m2"] and options["default"] == "default"
         assert "fp8" in options["tooltip"] and "docs/memory.md" in options["tooltip"]
     path = write_tiny_checkpoint(tmp_path / "old.safetensors", "base", channel_mult=(1, 2), num_res_blocks=1,
                                  attention_levels=(1,))
-    monkeypatch.setattr(pack.nodes.loaders, "checkpoint_path", lambda name: str(path))
-    (model,) = pack.nodes.loaders.MicroCinemaModelLoader().load("old.safetensors", "fp32")  # no weight_dtype
+    monkeypatch.setattr(pack.nodes.nodes_loaders, "checkpoint_path", lambda name: str(path))
+    (model,) = pack.nodes.nodes_loaders.MicroCinemaModelLoader().load("old.safetensors", "fp32")  # no weight_dtype
     assert model.model.diffusion_model.net.weight_dtype == torch.float32
     assert model.model.manual_cast_dtype is None
     with pytest.raises(Exception, match="weight_dtype"):
-        pack.nodes.loaders.MicroCinemaModelLoader().load("old.safetensors", "fp32", "fp4")
+        pack.nodes.nodes_loaders.MicroCinemaModelLoader().load("old.safetensors", "fp32", "fp4")
 
 
 @pytest.fixture(scope="module")

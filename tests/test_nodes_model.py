@@ -23,7 +23,7 @@ def pack():
 
 
 def keyframe_conds(pack, keyframe):
-    ps = pack.nodes.prior_sampling
+    ps = pack.nodes.helpers.prior_patch
     return ps.with_keyframe(text_conditioning(1), keyframe), ps.with_keyframe(text_conditioning(2), keyframe)
 
 
@@ -36,14 +36,14 @@ def test_stock_comfy_sampling_equals_the_core_pipeline(pack, gamma, variant):
     from microcinema_core.diffusion.schedule import DiscreteSchedule
 
     net = tiny_model("base", **SMALL, **variant)
-    model = pack.nodes.comfy_model.wrap_model(net)
+    model = pack.nodes.helpers.comfy_model.wrap_model(net)
     sampling = model.model.model_sampling
     assert torch.allclose(sampling.sigmas, DiscreteSchedule.from_config(net.config).sigmas, rtol=1e-4)
     assert (float(sampling.sigma_max) > 4000) == bool(variant)
     raw = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(5))
     positive, negative = keyframe_conds(pack, raw)
-    (patched,) = pack.nodes.noise_prior.MicroCinemaAppearanceNoisePrior().apply(model, gamma, -1.0, positive)
-    got = pack.nodes.sampling.ksample(patched, 7, 3, 7.5, "euler", "normal", positive, negative,
+    (patched,) = pack.nodes.nodes_noise_prior.MicroCinemaAppearanceNoisePrior().apply(model, gamma, -1.0, positive)
+    got = pack.nodes.helpers.ksampler.ksample(patched, 7, 3, 7.5, "euler", "normal", positive, negative,
                                       {"samples": torch.zeros(9, 4, 8, 8)})["samples"]
     scale = 0.18215
     with torch.no_grad():
@@ -58,9 +58,9 @@ def test_stock_comfy_sampling_equals_the_core_pipeline(pack, gamma, variant):
 
 def test_prior_moves_the_start_by_mu(pack):
     """The patched noise_scaling is the host's scaling of (noise + (lambda+gamma) z^c), nothing else."""
-    model = pack.nodes.comfy_model.wrap_model(tiny_model("base", **SMALL))
+    model = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("base", **SMALL))
     raw = torch.randn(1, 4, 8, 8)
-    (patched,) = pack.nodes.noise_prior.MicroCinemaAppearanceNoisePrior().apply(
+    (patched,) = pack.nodes.nodes_noise_prior.MicroCinemaAppearanceNoisePrior().apply(
         model, 0.02, -1.0, keyframe_latent={"samples": raw})
     sampling = patched.object_patches["model_sampling"]
     noise = torch.randn(9, 4, 8, 8)
@@ -72,29 +72,29 @@ def test_prior_moves_the_start_by_mu(pack):
     assert torch.equal(original.noise_scaling(sigma, noise, torch.zeros_like(noise), True),
                        noise * (1 + sigma ** 2) ** 0.5)
     # a second prior replaces the first instead of stacking on it
-    (again,) = pack.nodes.noise_prior.MicroCinemaAppearanceNoisePrior().apply(
+    (again,) = pack.nodes.nodes_noise_prior.MicroCinemaAppearanceNoisePrior().apply(
         patched, 0.02, -1.0, keyframe_latent={"samples": raw})
     assert torch.allclose(again.object_patches["model_sampling"].noise_scaling(sigma, noise, torch.zeros_like(noise),
                                                                                True), got, atol=1e-6)
 
 
 def test_sampler_node_equals_prior_plus_stock_sampling(pack):
-    model = pack.nodes.comfy_model.wrap_model(tiny_model("base", **SMALL))
+    model = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("base", **SMALL))
     positive, negative = keyframe_conds(pack, torch.randn(1, 4, 8, 8))
     latent = {"samples": torch.zeros(5, 4, 8, 8)}
-    (ours,) = pack.nodes.sampler.MicroCinemaSampler().sample(model, positive, negative, latent, 3, 2, 7.5, 0.02,
+    (ours,) = pack.nodes.nodes_sampler.MicroCinemaSampler().sample(model, positive, negative, latent, 3, 2, 7.5, 0.02,
                                                              -1.0, "euler", "normal")
-    (patched,) = pack.nodes.noise_prior.MicroCinemaAppearanceNoisePrior().apply(model, 0.02, -1.0, positive)
-    stock = pack.nodes.sampling.ksample(patched, 3, 2, 7.5, "euler", "normal", positive, negative, latent)
+    (patched,) = pack.nodes.nodes_noise_prior.MicroCinemaAppearanceNoisePrior().apply(model, 0.02, -1.0, positive)
+    stock = pack.nodes.helpers.ksampler.ksample(patched, 3, 2, 7.5, "euler", "normal", positive, negative, latent)
     assert torch.equal(ours["samples"], stock["samples"])
 
 
 def test_inflated_sd21_reproduces_comfy_sd21_frame_by_frame(pack):
     config = tiny_config("base", **SMALL)
     sd21 = comfy_sd21_model(config, seed=3)
-    (inflated,) = pack.nodes.inflate.MicroCinemaInflateSD21().inflate("base", "add_encdec_spade", sd21_model=sd21)
-    assert pack.nodes.comfy_model.microcinema_config_of(inflated).model_channels == config.model_channels
-    ksample = pack.nodes.sampling.ksample
+    (inflated,) = pack.nodes.nodes_inflate.MicroCinemaInflateSD21().inflate("base", "add_encdec_spade", sd21_model=sd21)
+    assert pack.nodes.helpers.comfy_model.microcinema_config_of(inflated).model_channels == config.model_channels
+    ksample = pack.nodes.helpers.ksampler.ksample
     pos, neg = text_conditioning(1), text_conditioning(2)
     latent = {"samples": torch.zeros(4, 4, 8, 8)}
     want = ksample(sd21, 11, 3, 5.0, "euler", "normal", pos, neg, latent)["samples"]
@@ -121,9 +121,9 @@ class EmptyPromptClip:
 
 
 def test_tsr_frame_count_endpoints_and_batch_invariance(pack):
-    model = pack.nodes.comfy_model.wrap_model(tiny_model("tsr", **SMALL))
+    model = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("tsr", **SMALL))
     frames = torch.randn(3, 4, 8, 8)
-    node = pack.nodes.tsr.MicroCinemaTSRInterpolate()
+    node = pack.nodes.nodes_tsr.MicroCinemaTSRInterpolate()
     clip = EmptyPromptClip()
     (one,) = node.interpolate(model, clip, 1, 0, 2, 1.0, 0.02, -1.0, 8, video_latent={"samples": frames})
     (split,) = node.interpolate(model, clip, 1, 0, 2, 1.0, 0.02, -1.0, 1, video_latent={"samples": frames})
@@ -144,9 +144,9 @@ def test_an_untrained_residual_tsr_model_gives_the_interpolation_through_the_sto
     with torch.no_grad():
         net.unet.out[2].weight.zero_()
         net.unet.out[2].bias.zero_()
-    model = pack.nodes.comfy_model.wrap_model(net)
+    model = pack.nodes.helpers.comfy_model.wrap_model(net)
     frames = torch.randn(2, 4, 8, 8)
-    (out,) = pack.nodes.tsr.MicroCinemaTSRInterpolate().interpolate(model, EmptyPromptClip(), 1, 0, 3, 1.0, 0.02,
+    (out,) = pack.nodes.nodes_tsr.MicroCinemaTSRInterpolate().interpolate(model, EmptyPromptClip(), 1, 0, 3, 1.0, 0.02,
                                                                      -1.0, 8, video_latent={"samples": frames})
     weights = torch.linspace(0, 1, 5).view(5, 1, 1, 1)
     blend = (1 - weights) * frames[0] + weights * frames[1]
@@ -155,26 +155,26 @@ def test_an_untrained_residual_tsr_model_gives_the_interpolation_through_the_sto
 
 def test_kind_and_model_type_errors(pack):
     errors = pytest.importorskip("microcinema_core.errors")
-    base = pack.nodes.comfy_model.wrap_model(tiny_model("base", **SMALL))
-    node = pack.nodes.tsr.MicroCinemaTSRInterpolate()
+    base = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("base", **SMALL))
+    node = pack.nodes.nodes_tsr.MicroCinemaTSRInterpolate()
     with pytest.raises(ValueError, match="BASE model; this input needs a TSR"):
         node.interpolate(base, EmptyPromptClip(), 1, 0, 1, 1.0, 0.02, -1.0, 8,
                          video_latent={"samples": torch.zeros(2, 4, 8, 8)})
-    tsr = pack.nodes.comfy_model.wrap_model(tiny_model("tsr", **SMALL))
+    tsr = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("tsr", **SMALL))
     with pytest.raises(ValueError, match="'clip' makes 1024-d text vectors but the TSR model takes 768-d"):
         node.interpolate(tsr, EmptyPromptClip(dim=1024), 1, 0, 1, 1.0, 0.02, -1.0, 8,
                          video_latent={"samples": torch.zeros(2, 4, 8, 8)})
     sd21 = comfy_sd21_model(tiny_config("base", **SMALL))
     with pytest.raises(ValueError, match="not a MicroCinema model"):
-        pack.nodes.sampler.MicroCinemaSampler().sample(sd21, *keyframe_conds(pack, torch.zeros(1, 4, 8, 8)),
+        pack.nodes.nodes_sampler.MicroCinemaSampler().sample(sd21, *keyframe_conds(pack, torch.zeros(1, 4, 8, 8)),
                                                        {"samples": torch.zeros(2, 4, 8, 8)}, 0, 1, 1.0, 0.0,
                                                        -1.0, "euler", "normal")
     assert errors.MicroCinemaInputError.__mro__[1] is ValueError
 
 
 def test_keyframe_without_conditioning_and_size_mismatch_are_clear(pack):
-    model = pack.nodes.comfy_model.wrap_model(tiny_model("base", **SMALL))
-    ksample = pack.nodes.sampling.ksample
+    model = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("base", **SMALL))
+    ksample = pack.nodes.helpers.ksampler.ksample
     with pytest.raises(ValueError, match="got no keyframe"):
         ksample(model, 0, 1, 2.0, "euler", "normal", text_conditioning(1), text_conditioning(2),
                 {"samples": torch.zeros(2, 4, 8, 8)})

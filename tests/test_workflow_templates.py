@@ -24,8 +24,8 @@ KEYFRAMES = REPO / "workflows" / "keyframes"
 
 
 def example_inputs() -> tuple:
-    """``EXAMPLE_INPUTS`` of nodes/example_inputs.py (read, not imported: ``nodes`` is also ComfyUI's module)."""
-    tree = ast.parse((REPO / "nodes" / "example_inputs.py").read_text())
+    """``EXAMPLE_INPUTS`` of nodes/helpers/example_inputs.py (read, not imported: ``nodes`` is also ComfyUI's module)."""
+    tree = ast.parse((REPO / "nodes" / "helpers" / "example_inputs.py").read_text())
     return next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
                 and any(getattr(t, "id", None) == "EXAMPLE_INPUTS" for t in n.targets))
 

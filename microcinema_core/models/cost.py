@@ -9,7 +9,7 @@
 * :func:`cost_warning`: a message for a run whose estimated time is far above what this machine does in
   reasonable time (e.g. 2048x2048 px on a CPU: ~1000 TFLOP per step), or None.
 
-Plain PyTorch; the ComfyUI nodes call these and log the messages (``nodes/comfy_model.py``).
+Plain PyTorch; the ComfyUI nodes call these and log the messages (``nodes/helpers/comfy_model.py``).
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ from .world import ToyWorld
 
 STEPS, CFG, GAMMA, SEED = 20, 2.0, 0.02, 0
 EVALUATION_CASES_SEED = 2026    # the held-out cases of this evaluation; validation (toyworld/validate.py) uses others
-GAMMAS = (-0.1, -0.06, -0.02, 0.02, 0.06, 0.1)   # the Noise Prior node's range (nodes/noise_prior.py GAMMA_RANGE)
+GAMMAS = (-0.1, -0.06, -0.02, 0.02, 0.06, 0.1)   # the Noise Prior node's range (nodes/helpers/validators.py GAMMA_RANGE)
 TSR_SEEDS = (0, 1, 2)                              # sampling seeds of the TSR comparison (its spread)
 FEW_STEPS = (5, 10, 20, 50)                        # the paper's appendix fig. 5 claim: few steps with the prior
 

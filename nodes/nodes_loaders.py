@@ -15,8 +15,8 @@ import torch
 from ..microcinema_core.errors import CheckpointError
 from ..microcinema_core.weights.checkpoint import (DTYPES, WEIGHT_DTYPES, load_checkpoint, read_checkpoint_config,
                                                    resolve_weight_dtype)
-from .comfy_model import comfy_operations, wrap_model
-from .model_files import checkpoint_names, checkpoint_path, describe_file, register_model_folder
+from .helpers.comfy_model import comfy_operations, wrap_model
+from .helpers.model_files import checkpoint_names, checkpoint_path, describe_file, register_model_folder
 
 DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16")
 LOADER_NAMES = {"base": "Load MicroCinema Model", "tsr": "Load MicroCinema TSR Model"}

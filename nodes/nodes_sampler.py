@@ -5,11 +5,11 @@ Equivalent to 'MicroCinema Appearance Noise Prior' -> stock KSampler with the sa
 """
 from __future__ import annotations
 
-from .comfy_model import require_kind
-from .noise_prior import (GAMMA_RANGE, GAMMA_TOOLTIP, LAMBDA_FROM_CHECKPOINT, LAMBDA_TOOLTIP, SAMPLER_NOTE,
-                          check_gamma, resolve_lambda, validate_lambda_widget)
-from .prior_sampling import keyframe_from_conditioning, with_appearance_prior
-from .sampling import ksample, sampler_names, scheduler_names
+from .helpers.comfy_model import require_kind
+from .helpers.ksampler import ksample, sampler_names, scheduler_names
+from .helpers.prior_patch import keyframe_from_conditioning, with_appearance_prior
+from .helpers.validators import (GAMMA_RANGE, GAMMA_TOOLTIP, LAMBDA_FROM_CHECKPOINT, LAMBDA_TOOLTIP, SAMPLER_NOTE,
+                                 check_gamma, resolve_lambda, validate_lambda_widget)
 
 
 class MicroCinemaSampler:

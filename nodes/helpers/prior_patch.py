@@ -14,8 +14,8 @@ import copy
 
 import torch
 
-from ..microcinema_core.diffusion.noise_prior import prior_mean
-from ..microcinema_core.errors import MicroCinemaInputError
+from ...microcinema_core.diffusion.noise_prior import prior_mean
+from ...microcinema_core.errors import MicroCinemaInputError
 from .comfy_model import KEYFRAME_KEY, appearance_for_batch, model_object, microcinema_config_of
 
 PRIOR_ATTRIBUTE = "microcinema_prior"  # set on the patched model_sampling: (lam, gamma) for inspection

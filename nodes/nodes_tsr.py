@@ -16,12 +16,11 @@ import torch
 
 from ..microcinema_core.diffusion.interpolation import adjacent_pairs, assemble_clips
 from ..microcinema_core.errors import MicroCinemaInputError
-from .comfy_model import require_kind
-from .keyframe import SIZE_MULTIPLE, VAE_TOOLTIP, check_vae_family
-from .noise_prior import (GAMMA_RANGE, GAMMA_TOOLTIP, LAMBDA_FROM_CHECKPOINT, LAMBDA_TOOLTIP, check_gamma,
-                          resolve_lambda, validate_lambda_widget)
-from .prior_sampling import with_appearance_prior, with_keyframe
-from .sampling import ksample
+from .helpers.comfy_model import require_kind
+from .helpers.ksampler import ksample
+from .helpers.prior_patch import with_appearance_prior, with_keyframe
+from .helpers.validators import (GAMMA_RANGE, GAMMA_TOOLTIP, LAMBDA_FROM_CHECKPOINT, LAMBDA_TOOLTIP, SIZE_MULTIPLE,
+                                 VAE_TOOLTIP, check_gamma, check_vae_family, resolve_lambda, validate_lambda_widget)
 
 
 def video_latent_input(video_latent=None, images=None, vae=None) -> torch.Tensor:

@@ -14,7 +14,8 @@ import os
 import shutil
 import sys
 
-KEYFRAMES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workflows", "keyframes")
+KEYFRAMES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "workflows",
+                         "keyframes")
 EXAMPLE_INPUTS = ("toy_cat.png", "microcinema_keyframe.png")
 
 

@@ -36,12 +36,12 @@ import comfy.model_management
 import comfy.model_patcher
 import comfy.supported_models_base
 
-from ..microcinema_core.config import MicroCinemaConfig
-from ..microcinema_core.diffusion.appearance_input import appearance_sequence
-from ..microcinema_core.diffusion.schedule import DiscreteSchedule
-from ..microcinema_core.errors import MicroCinemaInputError
-from ..microcinema_core.models.cost import cost_warning, slow_dtype_reason
-from ..microcinema_core.nn.attention import set_attention_backend
+from ...microcinema_core.config import MicroCinemaConfig
+from ...microcinema_core.diffusion.appearance_input import appearance_sequence
+from ...microcinema_core.diffusion.schedule import DiscreteSchedule
+from ...microcinema_core.errors import MicroCinemaInputError
+from ...microcinema_core.models.cost import cost_warning, slow_dtype_reason
+from ...microcinema_core.nn.attention import set_attention_backend
 
 # Keys this pack adds to ComfyUI conditioning dicts (they reach ``extra_conds`` as keyword arguments).
 KEYFRAME_KEY = "microcinema_keyframe"  # raw VAE latent: [B,4,h,w] (base) or [B,2,4,h,w] (TSR first/last)
@@ -192,7 +192,7 @@ def comfy_operations(weight_dtype: torch.dtype, compute_dtype: torch.dtype | Non
     """
     import comfy.ops
 
-    from ..microcinema_core.nn.ops import resolve_operations
+    from ...microcinema_core.nn.ops import resolve_operations
 
     cast = compute_dtype is not None and compute_dtype != weight_dtype
     fallback = comfy.ops.manual_cast if cast else comfy.ops.disable_weight_init

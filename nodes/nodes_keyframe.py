@@ -5,11 +5,12 @@ The keyframe is centre-cropped to the video's aspect ratio, resized, and encoded
 model's VAE, see below); its latent rides in both conditionings, and the model's ``extra_conds`` turns it into
 AppearNet's input ``[z^c, ..., z^c]`` (paper sec. 3.2). Works with an IMAGE from any graph.
 
-The VAE must be the one the model's latents come from: SD2.1's (= SD1.x's) for SD2.1-based models, the toy
-VAE for the toy models. ``check_vae_family`` refuses what the VAE object lets us tell apart: TAESDXL
-(``vae_scale`` 0.13025, ~1.4x off the SD latent scale: silently wrong otherwise), TAESD variants with a
-latent shift (SD3/Flux), anything that is not 4-channel. The full SDXL VAE cannot be told apart: it has the
-SD VAE's architecture and neither host's VAE object records which family its weights belong to.
+The VAE must be the one the model's latents come from: SD2.1's (= SD1.x's) for SD2.1-based models, the toy VAE
+for the toy models. ``check_vae_family`` (``helpers/validators.py``) refuses what the VAE object lets us tell
+apart: TAESDXL (``vae_scale`` 0.13025, ~1.4x off the SD latent scale: silently wrong otherwise), TAESD
+variants with a latent shift (SD3/Flux), anything that is not 4-channel. The full SDXL VAE cannot be told
+apart: it has the SD VAE's architecture and neither host's VAE object records which family its weights belong
+to.
 """
 from __future__ import annotations
 
@@ -17,44 +18,10 @@ import torch
 
 from ..microcinema_core.errors import MicroCinemaInputError
 from ..microcinema_core.models.microcinema import nonfinite_summary
-from .prior_sampling import with_keyframe
+from .helpers.prior_patch import with_keyframe
+from .helpers.validators import SIZE_MULTIPLE, VAE_FIX, VAE_TOOLTIP, check_vae_family
 
-SIZE_MULTIPLE = 64  # the U-Net downsamples latents 8x: 8 * 8 pixels
 MIN_KEYFRAME_SIDE = 8  # px; smaller images carry no picture to animate (it is resized to width x height)
-SDXL_VAE_SCALE = 0.13025  # SDXL's latent scale: what ComfyUI's VAELoader gives TAESDXL as vae_scale
-VAE_FIX = ("connect the VAE the model was trained with: the SD1.x/SD2.1 VAE (or taesd) for SD2.1-based "
-           "MicroCinema models, microcinema_toy_vae.safetensors for the toy models")
-VAE_TOOLTIP = ("The VAE the MicroCinema model's latents come from: the SD2.1 VAE (= SD1.x's, or taesd) for "
-               "SD2.1-based models, microcinema_toy_vae.safetensors for the toy models. NOT the SDXL VAE or "
-               "TAESDXL, even for an SDXL keyframe (its latents are ~1.4x off; TAESDXL and non-SD VAEs are "
-               "refused, the full SDXL VAE cannot be detected).")
-
-
-def _scalar(value) -> float | None:
-    """A TAESD's ``vae_scale``/``vae_shift`` (a one-element Parameter) as a float; None when absent."""
-    if value is None:
-        return None
-    return float(torch.as_tensor(value).detach().float().reshape(-1)[0])
-
-
-def check_vae_family(vae, input_name: str = "vae") -> None:
-    """Refuse VAEs whose latent space is not SD's, where the VAE object tells (see the module docstring)."""
-    channels = getattr(vae, "latent_channels", 4)
-    if channels != 4:
-        raise MicroCinemaInputError(
-            f"'{input_name}' makes {channels}-channel latents (SD3/Flux-style VAE); MicroCinema needs a 4-channel "
-            f"SD-family latent: {VAE_FIX}")
-    network = getattr(vae, "first_stage_model", None)
-    scale, shift = (_scalar(getattr(network, name, None)) for name in ("vae_scale", "vae_shift"))
-    if scale is not None and abs(scale - SDXL_VAE_SCALE) <= 1e-6:
-        raise MicroCinemaInputError(
-            f"'{input_name}' is TAESDXL (SDXL's tiny VAE, latent scale {SDXL_VAE_SCALE}): its latents are ~1.4x off "
-            f"the SD latent scale MicroCinema works in, so the video would be silently wrong. Even for an SDXL "
-            f"keyframe, {VAE_FIX}")
-    if shift is not None and abs(shift) > 1e-6:
-        raise MicroCinemaInputError(
-            f"'{input_name}' has a latent shift of {shift:.4f} (a TAESD for SD3/Flux): not SD's latent "
-            f"space. {VAE_FIX[0].upper() + VAE_FIX[1:]}")
 
 
 def check_video_size(width: int, height: int, frames: int) -> None:
