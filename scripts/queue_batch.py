@@ -51,6 +51,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file (python scripts/queue_batch.py): the pack's core is one folder up
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from microcinema_core.atomic import atomic_write  # noqa: E402
 from microcinema_core.comfy_http.dispatch import DONE, Dispatcher  # noqa: E402
 from microcinema_core.comfy_http.errors import ServerUnreachable  # noqa: E402
 from microcinema_core.comfy_http.history import output_files  # noqa: E402
@@ -135,15 +136,11 @@ def job_key(index: int, prompt: dict) -> str:
 # ---------------------------------------------------------------- the batch -----------------------------
 def _write_file(path: Path, data: bytes) -> None:
     """Whole or not at all: a batch killed while downloading leaves no half file that looks made."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1))
 
 
 def _made(out: Path, record: dict | None) -> bool:

@@ -67,7 +67,7 @@ def test_comfy_vae_random_weights_through_the_cache_encoder(tmp_path):
     assert "ComfyUI" in cache.manifest["encoder"]["name"]
 
     # the trainer's sample latents decode to an mp4 through the same ComfyUI VAE
-    from microcinema_core.training.caching import atomic_save_safetensors
+    from microcinema_core.weights.files import atomic_save_safetensors
     from microcinema_core.training.encode_cache import decode_samples
 
     (tmp_path / "samples").mkdir()

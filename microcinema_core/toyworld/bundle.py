@@ -27,6 +27,7 @@ from typing import Optional
 
 import torch
 
+from ..atomic import atomic_path, atomic_write
 from ..hardware import cpu_bf16_flags, default_device, training_precision
 from ..training.caching import REVERSED_TEXT
 
@@ -442,9 +443,7 @@ class Bundle:
         print(f"[bundle] {name}: {json.dumps(self.record['stages'][name])}", flush=True)
 
     def _save_record(self) -> None:
-        tmp = self.record_path.with_name("bundle.json.tmp")
-        tmp.write_text(json.dumps(self.record, indent=1))
-        tmp.replace(self.record_path)
+        atomic_write(self.record_path, json.dumps(self.record, indent=1))
 
     # ---- stages ---------------------------------------------------------------------------------
     def train_vae(self) -> dict:
@@ -622,8 +621,8 @@ class Bundle:
                              "leave --vae out to keep the run's own")
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target.with_name("vae.safetensors.tmp"))
-            target.with_name("vae.safetensors.tmp").replace(target)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
         self._stage("vae", lambda: {"from": str(source)})
 
     def run(self, stop_after: Optional[str] = None, only: Optional[str] = None) -> None:
@@ -698,9 +697,8 @@ def _install_vae(source: Path, target: Path) -> None:
     state.setdefault("vae_shift", torch.zeros(()))
     with safe_open(str(source), framework="pt") as handle:
         metadata = handle.metadata()
-    tmp = target.with_name(target.name + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
 
 
 def heldout_vae_psnr(vae, sources, count: int = 96, seed: int = 3, size: int = 128) -> float:

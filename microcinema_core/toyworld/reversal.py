@@ -21,7 +21,8 @@ from typing import Callable, Optional
 
 import torch
 
-from ..training.caching import REVERSED_TEXT, atomic_save_safetensors
+from ..training.caching import REVERSED_TEXT
+from ..weights.files import atomic_save_safetensors
 from .captions import ADVERB, PARAPHRASES
 
 OPPOSITE_MOTION = {

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
+
 SHORT_SIDE = 256
 VIDEO_SHORT_SIDE = 160
 
@@ -161,9 +163,8 @@ def gather_sources(path: str | Path) -> None:
         arrays[f"mp4/{name}"] = np.frombuffer(_package_file(package, rel).read_bytes(), dtype=np.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".npz") as tmp:   # np.savez adds .npz to a name without it
+        np.savez_compressed(tmp, **arrays)
 
 
 def load_or_gather(path: str | Path) -> Sources:

@@ -13,15 +13,16 @@ manifest is written last, so a folder with a manifest is always complete.
 from __future__ import annotations
 
 import json
-import os
 from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Optional, Protocol
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from ..atomic import atomic_write
+from ..weights.files import atomic_save_safetensors
 from .captions import VideoEntry
 from .clips import Clip, condition_indices, iter_clips
 from .filters import ScoreFn, caption_verdict, motion_steps, motion_verdict
@@ -46,21 +47,6 @@ class FrozenEncoder(Protocol):
 
     def describe(self) -> dict:
         """A JSON-able description recorded in the manifest."""
-
-
-def atomic_save_safetensors(tensors: dict, path: Path, metadata: Optional[dict] = None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 class CacheWriter:
@@ -124,7 +110,7 @@ class CacheWriter:
             "summary": summary.to_dict() if summary is not None else None,
         }
         path = self.out / MANIFEST
-        atomic_write_text(json.dumps(manifest, indent=1), path)
+        atomic_write(path, json.dumps(manifest, indent=1))
         return path
 
 

@@ -3,15 +3,15 @@
 ``<output_dir>/checkpoints/step_00001000.pt`` holds the model (full, unsharded state dict), optimizer,
 LR scheduler, EMA, step, data position (``samples_seen``), RNG states (torch CPU/CUDA, numpy, Python, of
 rank 0; the training randomness itself is derived from the step, see ``data_order``) and the run
-config. Each file is written to ``*.tmp``, fsynced and moved into place with ``os.replace``: a crash
-leaves either the old or the new file, never half of one. Only the last ``keep_last`` are kept.
+config. Each file is written to a hidden temporary name, fsynced and moved into place with ``os.replace``
+(``microcinema_core/atomic.py``): a crash leaves either the old or the new file, never half of one. Only the
+last ``keep_last`` are kept.
 
 State dicts go through ``torch.distributed.checkpoint.state_dict`` (full, CPU-offloaded), which works
 the same for a plain module, DDP and FSDP.
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path
@@ -23,6 +23,8 @@ import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                      get_optimizer_state_dict, set_model_state_dict,
                                                      set_optimizer_state_dict)
+
+from ..atomic import atomic_path
 
 STATE_VERSION = 1
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
@@ -83,12 +85,8 @@ def save_training_state(path: Path, *, model, optimizer, scheduler, ema, step: i
         "ema": ema.state_dict() if ema is not None else None, "rng": rng_state(), "config": run_config,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def prune_checkpoints(output_dir: str | Path, keep_last: int) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from ..diffusion.pipeline import generate
-from .caching import LatentCache, atomic_save_safetensors
+from ..weights.files import atomic_save_safetensors
+from .caching import LatentCache
 from .objective import condition_latents
 
 

@@ -10,7 +10,6 @@ generator seeded by ``(seed, step)``, so a resumed run is the run that never sto
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..atomic import atomic_path
 from ..eval.image_metrics import ssim
 from ..toyworld.render import colour_jitter
 from ..toyworld.sources import Sources
@@ -147,10 +147,9 @@ def initial_weights(path: Path) -> dict:
 
 
 def _save_state(path: Path, vae, optimizer, scheduler, step: int, cfg: VAETrainConfig) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": vae.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": step, "config": asdict(cfg)}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"model": vae.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "step": step, "config": asdict(cfg)}, tmp)
 
 
 @torch.no_grad()
@@ -168,12 +167,11 @@ def calibrate_scale(vae: ToyVAE, sources: Sources, names: list, cfg: VAETrainCon
 def export_vae(vae: ToyVAE, path: Path, cfg: VAETrainConfig) -> Path:
     from safetensors.torch import save_file
 
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(vae.comfy_state_dict(), str(tmp), metadata={
-        "microcinema.toy_vae": "1", "microcinema.vae_training": str(asdict(cfg)),
-        "microcinema.latent_space": "LATENT = encoder(x01) / vae_scale (SD raw); U-Net input = LATENT x 0.18215",
-    })
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(vae.comfy_state_dict(), str(tmp), metadata={
+            "microcinema.toy_vae": "1", "microcinema.vae_training": str(asdict(cfg)),
+            "microcinema.latent_space": "LATENT = encoder(x01) / vae_scale (SD raw); U-Net input = LATENT x 0.18215",
+        })
     return path
 
 

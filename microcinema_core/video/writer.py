@@ -1,21 +1,21 @@
 """Encode frames to mp4 (H.264), animated webp or gif, atomically. No ComfyUI import here.
 
 ``write_video`` writes to a hidden temporary name in the destination folder and moves it into place with
-``os.replace`` only after the encoder has finished successfully (ffmpeg's exit status is checked, so a full
-disk is an error, not a truncated file), so a crash, an error or a Cancel never leaves a half-written file
-under the real name; the temporary file is deleted on any error.
+``os.replace`` (``microcinema_core/atomic.py``) only after the encoder has finished successfully (ffmpeg's
+exit status is checked, so a full disk is an error, not a truncated file), so a crash, an error or a Cancel
+never leaves a half-written file under the real name; the temporary file is deleted on any error.
 """
 from __future__ import annotations
 
 import errno
 import os
-import uuid
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..atomic import atomic_path
+
 FORMATS = ("mp4", "webp", "gif")
-PARTIAL_MARK = ".partial-"  # part of every temporary file name (tests look for leftovers)
 DEFAULT_CRF = 19
 DEFAULT_NAME = "video"          # the file name when filename_prefix is empty or names a folder ("clips/")
 # the longest name part of filename_prefix, in bytes: the file "<name>_00001_.webp" and its temporary twin
@@ -239,29 +239,18 @@ def write_video(images, path: str, fps: float, video_format: str, crf: int = DEF
         raise PermissionError(
             f"the output folder {folder} is not writable (a read-only disk or no permission); nothing was saved. "
             "Start ComfyUI with --output-directory on a writable disk, or change filename_prefix's subfolder.")
-    temp_path = os.path.join(folder, f".{name}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}.{video_format}")
     try:
-        frames = _observed(frames_to_uint8(images), on_frame)
-        if video_format == "mp4":
-            _write_mp4(frames, temp_path, fps, crf, tuple(images.shape[1:3]))
-        else:
-            _write_pillow(frames, temp_path, fps, video_format)
-        os.replace(temp_path, path)
-    except OSError as exc:
-        _remove_quietly(temp_path)
+        # the temporary name keeps the format's extension: ffmpeg and Pillow read the format from it
+        with atomic_path(os.path.join(folder, name), suffix=f".{video_format}") as temp_path:
+            frames = _observed(frames_to_uint8(images), on_frame)
+            if video_format == "mp4":
+                _write_mp4(frames, str(temp_path), fps, crf, tuple(images.shape[1:3]))
+            else:
+                _write_pillow(frames, str(temp_path), fps, video_format)
+    except OSError as exc:   # the temporary file is already removed (atomic_path)
         if exc.errno == errno.ENAMETOOLONG or "name too long" in str(exc).lower():
             raise OSError(f"could not write {name} in {folder}: the file name is longer than this file system "
                           "takes. Nothing was saved: shorten filename_prefix.") from exc
         raise OSError(f"could not write {name} in {folder}: {exc}. Nothing was saved (no partial file is left): "
                       "free disk space, or start ComfyUI with --output-directory on another disk.") from exc
-    except BaseException:
-        _remove_quietly(temp_path)
-        raise
     return path
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -1,14 +1,13 @@
 """Reading state dicts from disk (safetensors or pickle .ckpt) and writing files atomically."""
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import torch
 
+from ..atomic import atomic_path
 from ..errors import CheckpointError
 
 
@@ -84,12 +83,5 @@ def atomic_save_safetensors(tensors: Dict[str, torch.Tensor], path, metadata: Op
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
