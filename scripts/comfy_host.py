@@ -2,9 +2,9 @@
 or the checkout ``MICROCINEMA_COMFYUI_DIR`` names (the current host, 0.28.2: ``scripts/setup_current_host.sh``).
 
 The one launcher of the repository: ``scripts/demo.py`` (``bash scripts/demo.sh``), the host tests
-(``tests/conftest.py``) and ``workflows/build_workflows.py`` import it as ``scripts.comfy_host`` (run them from
+(``tests/conftest.py``) and ``scripts/build_workflows.py`` import it as ``scripts.comfy_host`` (run them from
 the repository root: pytest's ``pythonpath = .``, ``python -m scripts.demo``, ``python -m
-workflows.build_workflows``). It is a development tool, not part of the pack ComfyUI loads.
+scripts.build_workflows``). It is a development tool, not part of the pack ComfyUI loads.
 
 The host runs as a subprocess on 127.0.0.1 from a scratch directory:
 

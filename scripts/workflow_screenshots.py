@@ -156,7 +156,7 @@ def main() -> None:
         host = None
         url = args.url
         if url is None:
-            from workflows.build_workflows import install_placeholders
+            from scripts.build_workflows import install_placeholders
 
             host = ComfyHost(Path(scratch)).start(timeout=1800)
             install_placeholders(host.models_dir)

@@ -1,4 +1,4 @@
-"""The shipped workflows, defined once here in API format; ``build_workflows.py`` writes both JSON formats.
+"""The shipped workflows, defined once here in API format; ``scripts/build_workflows.py`` writes both JSON formats.
 
 File names the workflows expect (put the files in these ComfyUI folders, or pick yours in the UI):
 models/microcinema/microcinema_base.safetensors, microcinema_tsr.safetensors; models/clip/
@@ -152,7 +152,7 @@ WORKFLOWS = {"image_to_video": image_to_video, "sdxl_keyframe_to_video": sdxl_ke
              "gamma_sweep": gamma_sweep, "toy_image_to_video": toy_image_to_video}
 
 
-# == How each UI file is drawn (build_workflows.py) ==========================================================
+# == How each UI file is drawn (scripts/build_workflows.py) ==========================================================
 # Left to right in the order data flows: keyframe + models -> prompt + keyframe conditioning -> noise prior +
 # sampler -> TSR -> decode + save. A layout is a list of columns; a column is a list of groups stacked top to
 # bottom; a group has a title and sub-columns (side by side), each a list of rows; a row is a node id or a list

@@ -1,5 +1,5 @@
-"""Write ``workflows/<name>_ui.json`` (drag-and-drop) and ``workflows/api/<name>_api.json`` from ``definitions.py``,
-through the host's UI.
+"""Write ``workflows/<name>_ui.json`` (drag-and-drop) and ``workflows/api/<name>_api.json`` from
+``workflows/definitions.py``, through the host's UI (a tool: it lives with the tools, the definitions with the JSON).
 
 Both files come from the real web UI, so they are exactly what ComfyUI itself saves: a ComfyUI server with
 this pack is started (``scripts/comfy_host.py``; empty placeholder files under the model names the workflows
@@ -12,7 +12,7 @@ Only UI files sit at the top of ``workflows/``: a current ComfyUI lists every ``
 browser (Workflow -> Browse Templates), with ``<name>.jpg`` beside it as the thumbnail
 (``scripts/workflow_screenshots.py`` makes the thumbnails and the screenshots in ``docs/img/workflows/``).
 
-    .venv/bin/python -m workflows.build_workflows        (from the repository root)
+    .venv/bin/python -m scripts.build_workflows        (from the repository root)
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from scripts.comfy_host import ComfyHost, HostClient
 from workflows import definitions as wf
 from workflows.definitions import LAYOUTS, NOTES, WORKFLOWS
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent / "workflows"   # the workflows folder (definitions, JSON, keyframes)
 API_DIR = HERE / "api"  # API-format files: for scripts and HTTP, not drag-and-drop (kept out of the template list)
 # every model file a workflow names, by ComfyUI folder (the toy VAE and checkpoints may also be in the pack's
 # own models/ folder: the loaders list a name once)
