@@ -25,7 +25,7 @@ from microcinema_core.eval.flow_motion import classify, video_motion  # noqa: E4
 from microcinema_core.eval.image_metrics import psnr  # noqa: E402
 from microcinema_core.text.minilm import MiniLMTextEncoder  # noqa: E402
 from microcinema_core.toyworld.motions import CAMERA_MOTIONS  # noqa: E402
-from microcinema_core.toyworld.probe import heldout_cases, sample_videos  # noqa: E402
+from microcinema_core.experiments.probe import heldout_cases, sample_videos  # noqa: E402
 from microcinema_core.toyworld.sources import load_or_gather  # noqa: E402
 from microcinema_core.vae.taesd_layout import ToyVAE  # noqa: E402
 from microcinema_core.weights.checkpoint import load_checkpoint  # noqa: E402

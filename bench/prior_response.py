@@ -24,7 +24,7 @@ from microcinema_core.diffusion.pipeline import GuidedDenoiser  # noqa: E402
 from microcinema_core.diffusion.schedule import DiscreteSchedule  # noqa: E402
 from microcinema_core.text.minilm import MiniLMTextEncoder  # noqa: E402
 from microcinema_core.toyworld.motions import CAMERA_MOTIONS  # noqa: E402
-from microcinema_core.toyworld.probe import heldout_cases  # noqa: E402
+from microcinema_core.experiments.probe import heldout_cases  # noqa: E402
 from microcinema_core.toyworld.sources import load_or_gather  # noqa: E402
 from microcinema_core.vae.taesd_layout import ToyVAE  # noqa: E402
 from microcinema_core.weights.checkpoint import load_checkpoint  # noqa: E402

@@ -4,7 +4,7 @@
     .venv/bin/python bench/toy_precision.py --steps 3    # a quicker, noisier reading
 
 One training step each (forward, backward, gradient clipping, AdamW) on random inputs of the shapes the toy
-bundle trains on (``toyworld/bundle.py``): the base network of ``TOY_MODEL`` with the last phases' settings
+bundle trains on (``experiments/bundle.py``): the base network of ``TOY_MODEL`` with the last phases' settings
 (v-prediction, text-and-frame embedding) at batch 16, and the TAESD-layout VAE at 8 crops of 128 px. Each row
 is the median of ``--steps`` timed steps after one untimed one. The last line is always
 ``RESULT base_bf16_over_fp32=<ratio> vae_bf16_over_fp32=<ratio>`` (above 1: fp32 is the faster).
@@ -42,7 +42,7 @@ def timed_steps(step, steps: int) -> float:
 def base_step(bf16: bool, batch: int = 16, frames: int = 9, latent: int = 8):
     from microcinema_core.config import MicroCinemaConfig
     from microcinema_core.models.microcinema import MicroCinemaModel
-    from microcinema_core.toyworld.bundle import TOY_MODEL
+    from microcinema_core.experiments.bundle import TOY_MODEL
 
     config = MicroCinemaConfig.tiny("base").replace(**TOY_MODEL, prediction="v", text_frame_embedding=True,
                                                     zero_terminal_snr=True, num_frames=frames, resolution=latent * 8)
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     parser.add_argument("--base-only", action="store_true", help="leave out the VAE rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from microcinema_core.toyworld.bundle import machine
+    from microcinema_core.experiments.bundle import machine
 
     native = bool(cpu_bf16_flags())
     print(f"machine: {machine()}; torch {torch.__version__}, {args.threads} threads, "

@@ -4,7 +4,7 @@
         models/vae/microcinema_toy_vae.safetensors runs/b128/vae_hires/vae.safetensors
 
 Pictures: the six held-out photos, centre views at ``--size`` px (the toy world's static held-out clips, the frames
-``toyworld.bundle.heldout_vae_psnr`` draws); the scores are over ``--count`` such frames (96: the bundle's figure).
+``experiments.bundle.heldout_vae_psnr`` draws); the scores are over ``--count`` such frames (96: the bundle's figure).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))  # the benchmark runs from a checkout
 
 from microcinema_core.eval.contact_sheet import contact_sheet  # noqa: E402
 from microcinema_core.eval.image_metrics import psnr, ssim  # noqa: E402
-from microcinema_core.toyworld.bundle import _heldout_frames  # noqa: E402
+from microcinema_core.experiments.bundle import _heldout_frames  # noqa: E402
 from microcinema_core.toyworld.sources import HELD_OUT_PICTURES, load_or_gather  # noqa: E402
 from microcinema_core.toyworld.world import ToyWorld  # noqa: E402
 from microcinema_core.vae.taesd_layout import ToyVAE  # noqa: E402

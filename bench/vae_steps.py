@@ -6,9 +6,9 @@
 Trains the TAESD-layout toy VAE with the bundle's own trainer (``vae/training.py``: same loss, crops, seed
 handling, fp32 unless ``--bf16``), stops at each mark (the cosine schedule is the one of ``--steps``, so the
 marks do not change the weights), and scores the checkpoint on 96 frames of held-out pictures at 64 and
-128 px (``toyworld.bundle.heldout_vae_psnr``, the figure the bundle records). One JSON line per mark, also
+128 px (``experiments.bundle.heldout_vae_psnr``, the figure the bundle records). One JSON line per mark, also
 appended to ``<out>/pilot.jsonl``; after the last mark ``<out>/vae.safetensors`` is the exported fp16 VAE,
-usable as ``toyworld.bundle --vae``. Resumable: run the same command again.
+usable as ``experiments.bundle --vae``. Resumable: run the same command again.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the pilot runs from a checkout
 
-from microcinema_core.toyworld.bundle import heldout_vae_psnr, heldout_vae_ssim  # noqa: E402
+from microcinema_core.experiments.bundle import heldout_vae_psnr, heldout_vae_ssim  # noqa: E402
 from microcinema_core.toyworld.sources import load_or_gather  # noqa: E402
 from microcinema_core.vae.taesd_layout import ToyVAE  # noqa: E402
 from microcinema_core.vae.training import VAETrainConfig, train_vae  # noqa: E402

@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     if args.workflow == DEFAULT_WORKFLOW and not (args.smoke or args.models) and not shipped_toy_files_present():
         missing = [str(p.relative_to(REPO)) for p in toy_paths(PACK_MODELS).values() if not p.is_file()]
         print(f"the embedded toy bundle is missing ({', '.join(missing)}): train it with "
-              "`python -m microcinema_core.toyworld.bundle --out runs/toy --install models`, "
+              "`python -m microcinema_core.experiments.bundle --out runs/toy --install models`, "
               "or run `bash scripts/demo.sh --smoke` (random-weight stand-ins)", file=sys.stderr)
         return 2
     out = Path(args.out)

@@ -1,6 +1,6 @@
 """The toy bundle's three files (``models/`` of the pack), and random-weight stand-ins in their exact format.
 
-The pack's embedded default is the trained toy bundle (``python -m microcinema_core.toyworld.bundle``):
+The pack's embedded default is the trained toy bundle (``python -m microcinema_core.experiments.bundle``):
 ``models/vae/microcinema_toy_vae.safetensors`` (TAESD layout: the stock VAELoader loads it) and
 ``models/microcinema/microcinema_toy_base.safetensors`` / ``microcinema_toy_tsr.safetensors`` (9 frames
 base, 5-frame TSR clips, at the size the toy workflow uses). Where they are missing (a checkout before the bundle was trained), the
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from microcinema_core.experiments.toy_files import FILES, MODEL_FOLDERS, TOY_SIZE
+
 REPO = Path(__file__).resolve().parent.parent
 PACK_MODELS = REPO / "models"
-# subfolder of a ComfyUI models folder -> file name (the names workflows/definitions.py uses)
-TOY_FILES = {"vae": ("vae", "microcinema_toy_vae.safetensors"),
-             "base": ("microcinema", "microcinema_toy_base.safetensors"),
-             "tsr": ("microcinema", "microcinema_toy_tsr.safetensors")}
+# subfolder of a ComfyUI models folder -> file name (the one list: microcinema_core/experiments/toy_files.py)
+TOY_FILES = {key: (MODEL_FOLDERS[key], FILES[key]) for key in FILES}
 
 
 def toy_paths(models_dir: Path = PACK_MODELS) -> dict:
@@ -32,8 +32,7 @@ def shipped_toy_files_present(models_dir: Path = PACK_MODELS) -> bool:
 def toy_config(kind: str):
     """The toy bundle's MicroCinema config for ``kind`` ("base" or "tsr")."""
     from microcinema_core.config import MicroCinemaConfig
-    from microcinema_core.toyworld.bundle import TOY_MODEL
-    from workflows.definitions import TOY_SIZE
+    from microcinema_core.experiments.bundle import TOY_MODEL
 
     return MicroCinemaConfig.tiny(kind, resolution=TOY_SIZE, **TOY_MODEL)
 

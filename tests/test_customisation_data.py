@@ -144,7 +144,7 @@ def test_unannotated_toy_videos_are_toy_clips_without_text(sources):
 
 
 def test_the_contact_sheet_puts_reference_and_target_side_by_side(sources):
-    from microcinema_core.toyworld.customisation_sheet import sheet
+    from microcinema_core.experiments.customisation_sheet import sheet
 
     pairs = [CustomisationSet(sources, "heldout", seed=0, size=16).pair(i) for i in range(3)]
     image = sheet(pairs, columns=2)

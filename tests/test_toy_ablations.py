@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from microcinema_core.toyworld import ablations, bundle
+from microcinema_core.experiments import ablations, bundle
 from microcinema_core.toyworld.sources import load_or_gather
 from microcinema_core.weights.checkpoint import read_checkpoint_config
 
@@ -69,7 +69,7 @@ def test_a_changed_budget_is_refused(tmp_path, capsys):
 def test_tsr_comparison_on_the_shipped_toy_files(smoke_bundle):
     from pathlib import Path
 
-    from microcinema_core.toyworld.evaluate import load_bundle
+    from microcinema_core.experiments.evaluate import load_bundle
 
     _, tsr, vae, text = load_bundle(Path(__file__).resolve().parent.parent / "models")
     sources = load_or_gather(smoke_bundle / "sources.npz")
@@ -87,7 +87,7 @@ def test_tsr_comparison_on_the_shipped_toy_files(smoke_bundle):
 
 def test_rows_train_in_the_cpu_recipes_precision_on_a_cpu_and_bf16_on_a_gpu(tmp_path):
     """The cpu recipe's fp32 is a CPU measurement (docs/training.md); a row run on a GPU keeps "auto" (bf16)."""
-    from microcinema_core.toyworld.ablations import BUDGETS, row_run
+    from microcinema_core.experiments.ablations import BUDGETS, row_run
 
     on_cpu = row_run("concat", BUDGETS["cpu"], tmp_path, tmp_path / "rows", "cpu").train
     on_gpu = row_run("concat", BUDGETS["gpu"], tmp_path, tmp_path / "rows", "cuda:0").train

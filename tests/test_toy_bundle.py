@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from microcinema_core.training.caching import REVERSED_TEXT
-from microcinema_core.toyworld import bundle
+from microcinema_core.experiments import bundle
 from microcinema_core.toyworld.sources import load_or_gather
 from microcinema_core.weights.checkpoint import load_checkpoint, read_checkpoint_config
 
@@ -96,7 +96,7 @@ def test_every_stage_runs_resumes_and_installs(tmp_path, sources_file):
     installed_vae = load_file(str(tmp_path / "models" / "vae" / bundle.FILES["vae"]))
     assert float(installed_vae["vae_shift"]) == 0.0 and float(installed_vae["vae_scale"]) > 0
     # a training folder's checkpoint validates as the model its export ships (EMA weights), on other cases
-    from microcinema_core.toyworld import validate
+    from microcinema_core.experiments import validate
 
     model, step = validate.model_from_run(out / "base_static")
     assert step == bundle.PROFILES["smoke"].static_steps

@@ -19,9 +19,9 @@ import torch
 from microcinema_core.eval.flow_motion import video_motion
 from microcinema_core.eval.image_metrics import psnr
 from microcinema_core.toyworld import captions as cap
-from microcinema_core.toyworld.evaluate import CFG, load_bundle
-from microcinema_core.toyworld.probe import heldout_cases
-from microcinema_core.toyworld.probe import sample_videos
+from microcinema_core.experiments.evaluate import CFG, load_bundle
+from microcinema_core.experiments.probe import heldout_cases
+from microcinema_core.experiments.probe import sample_videos
 from microcinema_core.toyworld.sources import load_or_gather
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -71,7 +71,7 @@ def test_the_shipped_tsr_ends_as_near_the_true_latents_as_the_interpolation_it_c
     the interpolation's distance from the true ones (docs/toy_results.md, 32 + 32 clips: 2.1x toy, 1.07x carphone;
     on these 2 + 2 clips 1.08x / 1.06x) and its decoded frames within 0.1 dB of the interpolation's; the eps TSR it
     replaced ended 6-22x further away (MSE 0.047 vs 0.002-0.008). The VAE ceiling bounds every latent candidate."""
-    from microcinema_core.toyworld.evaluate import tsr_vs_blend
+    from microcinema_core.experiments.evaluate import tsr_vs_blend
 
     _, tsr, vae, text = load_bundle(MODELS)
     assert tsr.config.prediction == "x0_residual"
@@ -90,7 +90,7 @@ def test_the_shipped_tsr_ends_as_near_the_true_latents_as_the_interpolation_it_c
 def test_validate_scores_the_training_pictures_with_split_train(tmp_path, capsys):
     import json
 
-    from microcinema_core.toyworld import validate
+    from microcinema_core.experiments import validate
 
     sources = tmp_path / "sources.npz"
     base = MODELS / "microcinema" / "microcinema_toy_base.safetensors"

@@ -148,13 +148,13 @@ def test_toy_vae_file_has_the_taesd_layout_and_round_trips(tmp_path):
 
 
 def test_x0_sheet_shows_the_truth_and_both_captions_estimates(sources, tmp_path):
-    """The leak diagnostic (toyworld/x0_sheet.py) on a random tiny model: per clip the true clip through the VAE,
+    """The leak diagnostic (experiments/x0_sheet.py) on a random tiny model: per clip the true clip through the VAE,
     then the clean estimates with the own and the opposite caption, each with the motion class it reads."""
     from microcinema_core.config import MicroCinemaConfig
     from microcinema_core.eval.contact_sheet import contact_sheet
     from microcinema_core.models.microcinema import MicroCinemaModel
     from microcinema_core.text.minilm import MiniLMTextEncoder
-    from microcinema_core.toyworld.x0_sheet import x0_rows
+    from microcinema_core.experiments.x0_sheet import x0_rows
     from microcinema_core.vae.taesd_layout import ToyVAE
 
     torch.manual_seed(0)
@@ -172,9 +172,9 @@ def test_x0_sheet_shows_the_truth_and_both_captions_estimates(sources, tmp_path)
 
 @pytest.mark.parametrize("split", ["train", "heldout"])
 def test_a_clip_played_backwards_is_the_opposite_motion_with_the_opposite_caption(sources, split):
-    """toyworld/reversal.py: the reversed frames are the world's clip of the opposite motion (same keyframe,
+    """experiments/reversal.py: the reversed frames are the world's clip of the opposite motion (same keyframe,
     same path backwards), and the caption swaps only the motion phrase; real clips are never reversed."""
-    from microcinema_core.toyworld.reversal import OPPOSITE_MOTION, opposite_caption
+    from microcinema_core.experiments.reversal import OPPOSITE_MOTION, opposite_caption
 
     world = ToyWorld(sources, split, "base", seed=3, size=64)
     for i, motion in enumerate(CAMERA_MOTIONS + OBJECT_MOTIONS):
@@ -213,7 +213,7 @@ def test_the_toy_cache_is_the_same_drawn_by_spawned_workers_as_in_process(source
     deadlocked in an H200 run) writes the cache byte for byte as the in-process path does: each clip depends
     on its index alone and the shard is written in index order."""
     from microcinema_core.text.minilm import MiniLMTextEncoder
-    from microcinema_core.toyworld.encoding import ToyFrozenEncoder, build_toy_cache
+    from microcinema_core.experiments.encoding import ToyFrozenEncoder, build_toy_cache
     from microcinema_core.vae.taesd_layout import ToyVAE
 
     torch.manual_seed(0)

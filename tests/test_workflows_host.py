@@ -135,7 +135,7 @@ def test_toy_workflow_moves_in_the_prompts_direction_on_held_out_pictures(mc_mod
 
     from microcinema_core.eval.flow_motion import video_motion
     from microcinema_core.toyworld import captions as cap
-    from microcinema_core.toyworld.probe import heldout_cases
+    from microcinema_core.experiments.probe import heldout_cases
     from microcinema_core.toyworld.sources import load_or_gather
     from scripts.toy_standins import shipped_toy_files_present
 

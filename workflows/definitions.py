@@ -13,6 +13,8 @@ held-out keyframe workflows/keyframes/toy_cat.png (the pack copies it into Comfy
 """
 from __future__ import annotations
 
+from microcinema_core.experiments.toy_files import FILES as TOY_FILES, TOY_SIZE
+
 BASE_CKPT = "microcinema_base.safetensors"
 TSR_CKPT = "microcinema_tsr.safetensors"
 TEXT_ENCODER = "sd21_text_encoder.safetensors"
@@ -23,11 +25,10 @@ PROMPT = "a red panda climbing a mossy tree trunk, soft morning light, shallow d
 IMAGE_PROMPT = "an espresso cup on a wooden table, thin steam rising, the camera slowly circles the cup"
 NEGATIVE = "static, still image, blurry, low quality, watermark, text"
 # the embedded toy default (9 frames at 2 fps, TSR x4)
-TOY_BASE_CKPT = "microcinema_toy_base.safetensors"
-TOY_TSR_CKPT = "microcinema_toy_tsr.safetensors"
-TOY_VAE = "microcinema_toy_vae.safetensors"
+TOY_BASE_CKPT = TOY_FILES["base"]   # the toy bundle's file names and size: microcinema_core/experiments/toy_files.py
+TOY_TSR_CKPT = TOY_FILES["tsr"]
+TOY_VAE = TOY_FILES["vae"]
 TOY_TEXT_ENCODER = "all-MiniLM-L6-v2"
-TOY_SIZE = 64  # pixels: the toy models' training resolution (the bundle's cpu profile; microcinema.resolution)
 TOY_KEYFRAME = "toy_cat.png"  # workflows/keyframes/toy_cat.png: a picture the toy models never saw in training
 # the subject of the picture and a motion phrasing held out from training (toyworld/captions.py)
 TOY_PROMPT = "a cat, the camera sweeps left"
@@ -130,7 +131,7 @@ def gamma_sweep() -> dict:
 def toy_image_to_video() -> dict:
     """(d) The embedded toy default: the shipped cat keyframe -> toy MicroCinema (stock KSampler after the noise
     prior) -> one TSR pass -> 33 frames at 8 fps, TOY_SIZE px square, on the files the pack ships; the
-    settings (20 Euler steps, CFG 2, gamma 0.02, seed 0) are the ones toyworld/evaluate.py reports on (CFG 2: the
+    settings (20 Euler steps, CFG 2, gamma 0.02, seed 0) are the ones experiments/evaluate.py reports on (CFG 2: the
     shipped base's empty prompt means "no motion", so CFG scales the motion; chosen on a validation set,
     docs/toy_results.md)."""
     return {

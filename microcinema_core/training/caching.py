@@ -33,7 +33,7 @@ CACHE_FORMAT = "microcinema-latent-cache"
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 EMPTY_TEXT = "empty_text.safetensors"
-REVERSED_TEXT = "reversed_text.safetensors"   # optional: each clip's caption played backwards (toyworld/reversal.py)
+REVERSED_TEXT = "reversed_text.safetensors"   # optional: each clip's caption played backwards (experiments/reversal.py)
 
 
 class FrozenEncoder(Protocol):
@@ -195,7 +195,7 @@ class LatentCache:
 
     def reversed_text(self) -> Optional[dict]:
         """``{"text": [K, 77, D] fp16, "reversible": [K] bool}`` from ``reversed_text.safetensors`` (written next to a
-        cache by ``toyworld/reversal.py``: each clip's caption played backwards), or None when absent."""
+        cache by ``experiments/reversal.py``: each clip's caption played backwards), or None when absent."""
         path = self.dir / REVERSED_TEXT
         if not path.exists():
             return None

@@ -3,7 +3,7 @@ backwards and captioned with the reversed caption the cache carries (``LatentCac
 
 The base clip's keyframe is its centre frame, so a reversed clip keeps the keyframe and shows the opposite
 motion: the model sees the same keyframe moving both ways and can only tell which from the text
-(``toyworld/reversal.py`` writes the captions and says why). The draw is seeded by (seed, step, slot) like every
+(``experiments/reversal.py`` writes the captions and says why). The draw is seeded by (seed, step, slot) like every
 other per-sample choice, so a resumed or split run reverses the same clips.
 """
 from __future__ import annotations

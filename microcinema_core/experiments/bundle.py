@@ -1,8 +1,8 @@
 """One command that retrains the whole toy bundle from scratch: VAE, base model, TSR model.
 
-    python -m microcinema_core.toyworld.bundle --out runs/toy [--profile cpu|gpu|smoke] [--seed 0]
-    python -m microcinema_core.toyworld.bundle --out runs/toy --install models   # + fp16 copies in the pack
-    python -m microcinema_core.toyworld.bundle --out runs/tsr --vae models/vae/microcinema_toy_vae.safetensors \
+    python -m microcinema_core.experiments.bundle --out runs/toy [--profile cpu|gpu|smoke] [--seed 0]
+    python -m microcinema_core.experiments.bundle --out runs/toy --install models   # + fp16 copies in the pack
+    python -m microcinema_core.experiments.bundle --out runs/tsr --vae models/vae/microcinema_toy_vae.safetensors \
         --only tsr --install models                                    # the TSR alone, on the shipped VAE
 
 Stages, each skipped when its output exists and each resumable from its last checkpoint (run the same
@@ -30,11 +30,10 @@ import torch
 from ..atomic import atomic_path, atomic_write
 from ..hardware import cpu_bf16_flags, default_device, training_precision
 from ..training.caching import REVERSED_TEXT
+from .toy_files import FILES, TOY_SIZE
 
 TOY_MODEL = dict(model_channels=32, channel_mult=[1, 2, 4], attention_levels=[1, 2], num_res_blocks=1,
                  num_head_channels=32, context_dim=384, injection="add_encdec_spade")
-FILES = {"vae": "microcinema_toy_vae.safetensors", "base": "microcinema_toy_base.safetensors",
-         "tsr": "microcinema_toy_tsr.safetensors"}
 
 
 @dataclass
@@ -76,7 +75,7 @@ class Profile:
     # the clip in z_999, and which way each cached keyframe moves, instead of from the text
     # (docs/model_cards.md); 0 steps: none
     motion_steps: int = 0
-    motion_reverse_rate: float = 0.5   # ... with this fraction of its clips played backwards (toyworld/reversal.py)
+    motion_reverse_rate: float = 0.5   # ... with this fraction of its clips played backwards (experiments/reversal.py)
     motion_lr: float = 0.0   # the third and fourth phases' learning rate (0: ``lr``, as the earlier phases)
     # a fourth base phase from the third's export, the third's settings and two more, neither in the paper: a
     # text-dropped clip becomes its keyframe held still (train.static_when_dropped: the empty prompt, CFG's
@@ -141,7 +140,7 @@ class Profile:
 # scratch"). Wall time: on a 2-core AVX512-BF16 EPYC bf16 costs what fp32 does per step; on a 2-core AMX Xeon bf16
 # is ~1.3x slower than fp32 (the fp32 command took 2 h 35 min there); on an AVX2-only CPU fp32 runs ~2x slower
 _CPU = Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16, tsr_clips=600,
-               tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=64, offset_noise=0.5,
+               tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=TOY_SIZE, offset_noise=0.5,
                refine_steps=6000, motion_steps=3000, static_steps=3000, precision="auto")
 
 _TRIMMED = replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000)   # profile cpu_trimmed
@@ -401,7 +400,7 @@ class Bundle:
 
     # ---- shared parts ---------------------------------------------------------------------------
     def sources(self):
-        from .sources import load_or_gather
+        from ..toyworld.sources import load_or_gather
 
         if self._sources is None:
             self._sources = load_or_gather(self.out / "sources.npz")
@@ -491,7 +490,7 @@ class Bundle:
                 "heldout_ssim": round(heldout_vae_ssim(vae, self.sources(), p.vae_eval_count, size=p.hires_size), 3)}
 
     def build_cache(self, kind: str, hires: bool = False) -> dict:
-        from .world import ToyWorld
+        from ..toyworld.world import ToyWorld
 
         p = self.profile
         if hires:
@@ -724,7 +723,7 @@ def heldout_vae_ssim(vae, sources, count: int = 96, seed: int = 3, size: int = 1
 
 
 def _heldout_frames(sources, count: int, seed: int, size: int) -> torch.Tensor:
-    from .world import ToyWorld
+    from ..toyworld.world import ToyWorld
 
     world = ToyWorld(sources, "heldout", "base", seed=seed, motions=("static",), size=size)
     return torch.stack([world.clip(i).frames[4] for i in range(count)])
@@ -735,8 +734,8 @@ def _import_everything() -> None:
     import importlib
 
     for name in ("..vae.training", "..training.trainer", "..training.caching", "..models.microcinema",
-                 "..diffusion.pipeline", "..text.minilm", ".encoding", ".probe", ".world", ".sources",
-                 "..weights.checkpoint", "..eval.flow_motion", "..eval.image_metrics"):
+                 "..diffusion.pipeline", "..text.minilm", ".encoding", ".probe", "..toyworld.world",
+                 "..toyworld.sources", "..weights.checkpoint", "..eval.flow_motion", "..eval.image_metrics"):
         importlib.import_module(name, __package__)
 
 

@@ -1,6 +1,6 @@
 """What a base model predicts from the noisiest step: a contact sheet of its clean-clip estimates at timestep t.
 
-    python -m microcinema_core.toyworld.x0_sheet --model FILE --vae FILE --out sheet.png [--t 999] [--split train]
+    python -m microcinema_core.experiments.x0_sheet --model FILE --vae FILE --out sheet.png [--t 999] [--split train]
 
 For a few clips (pan left, pan up, zoom in) it shows the true clip through the VAE, then the network's estimate
 of the clean clip from ``z_t`` with the clip's own caption and with the opposite motion's caption, each labelled
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from .toy_files import FILES
+
 
 @torch.no_grad()
 def x0_rows(model, vae, encode_text, sources, t: int = 999, split: str = "train", seed: int = 7,
@@ -25,7 +27,7 @@ def x0_rows(model, vae, encode_text, sources, t: int = 999, split: str = "train"
     from ..diffusion.schedule import DiscreteSchedule
     from ..eval.flow_motion import classify, video_motion
     from .probe import OPPOSITE
-    from .world import ToyWorld
+    from ..toyworld.world import ToyWorld
 
     n = model.config.num_frames
     world = ToyWorld(sources, split, "base", seed=seed, size=model.config.resolution)
@@ -54,8 +56,8 @@ def x0_rows(model, vae, encode_text, sources, t: int = 999, split: str = "train"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/microcinema/microcinema_toy_base.safetensors")
-    parser.add_argument("--vae", default="models/vae/microcinema_toy_vae.safetensors")
+    parser.add_argument("--model", default=f"models/microcinema/{FILES['base']}")
+    parser.add_argument("--vae", default=f"models/vae/{FILES['vae']}")
     parser.add_argument("--sources", default="runs/toy64/sources.npz", help="regathered when absent")
     parser.add_argument("--out", required=True, help="PNG path")
     parser.add_argument("--t", type=int, default=999)
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
     from ..text.minilm import MiniLMTextEncoder
     from ..vae.taesd_layout import ToyVAE
     from ..weights.checkpoint import load_checkpoint
-    from .sources import load_or_gather
+    from ..toyworld.sources import load_or_gather
 
     model = load_checkpoint(args.model, dtype="fp32").eval()
     vae = ToyVAE.load(args.vae).float()

@@ -1,6 +1,6 @@
 """Evaluate the shipped toy bundle on pictures and phrasings training never saw (docs/toy_results.md).
 
-    python -m microcinema_core.toyworld.evaluate --models models --out docs/toy_results [--count 108]
+    python -m microcinema_core.experiments.evaluate --models models --out docs/toy_results [--count 108]
 
 Settings are fixed before the run (they are the toy workflow's): 20 Euler steps, CFG 2, gamma 0.02, seed 0. CFG was
 5 up to the fourth run; the fifth run's base trains its empty prompt as "no motion", and CFG 2 was chosen for it on
@@ -36,13 +36,14 @@ from ..diffusion.pipeline import generate
 from ..eval.contact_sheet import contact_sheet
 from ..eval.flow_motion import CLASSES, classify, confusion_matrix, video_motion
 from ..eval.image_metrics import psnr, ssim
-from . import captions as cap
-from .motions import CAMERA_MOTIONS
+from ..toyworld import captions as cap
+from ..toyworld.motions import CAMERA_MOTIONS
+from ..toyworld.world import ToyWorld
 from .probe import heldout_cases, per_frame_mean_error, probe_text_reliance, sample_videos
-from .world import ToyWorld
+from .toy_files import FILES
 
 STEPS, CFG, GAMMA, SEED = 20, 2.0, 0.02, 0
-EVALUATION_CASES_SEED = 2026    # the held-out cases of this evaluation; validation (toyworld/validate.py) uses others
+EVALUATION_CASES_SEED = 2026    # the held-out cases of this evaluation; validation (experiments/validate.py) uses others
 GAMMAS = (-0.1, -0.06, -0.02, 0.02, 0.06, 0.1)   # the Noise Prior node's range (nodes/helpers/validators.py GAMMA_RANGE)
 TSR_SEEDS = (0, 1, 2)                              # sampling seeds of the TSR comparison (its spread)
 FEW_STEPS = (5, 10, 20, 50)                        # the paper's appendix fig. 5 claim: few steps with the prior
@@ -53,9 +54,9 @@ def load_bundle(models: Path):
     from ..vae.taesd_layout import ToyVAE
     from ..weights.checkpoint import load_checkpoint
 
-    base = load_checkpoint(models / "microcinema" / "microcinema_toy_base.safetensors", dtype="fp32").eval()
-    tsr = load_checkpoint(models / "microcinema" / "microcinema_toy_tsr.safetensors", dtype="fp32").eval()
-    vae = ToyVAE.load(models / "vae" / "microcinema_toy_vae.safetensors")
+    base = load_checkpoint(models / "microcinema" / FILES["base"], dtype="fp32").eval()
+    tsr = load_checkpoint(models / "microcinema" / FILES["tsr"], dtype="fp32").eval()
+    vae = ToyVAE.load(models / "vae" / FILES["vae"])
     return base, tsr, vae, MiniLMTextEncoder()
 
 
@@ -382,7 +383,7 @@ def main(argv=None) -> int:
     parser.add_argument("--few-steps-count", type=int, default=36,
                         help="held-out videos per setting of the few-steps table (8 settings)")
     args = parser.parse_args(argv)
-    from .sources import load_or_gather
+    from ..toyworld.sources import load_or_gather
 
     torch.manual_seed(0)
     out = Path(args.out)

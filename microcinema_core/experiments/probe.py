@@ -20,11 +20,11 @@ from ..eval.image_metrics import psnr
 from ..diffusion.appearance_input import appearance_sequence
 from ..diffusion.noise_prior import noised_latent
 from ..diffusion.schedule import DiscreteSchedule
-from .motions import CAMERA_MOTIONS
+from ..toyworld.motions import CAMERA_MOTIONS
 
 OPPOSITE = {"pan_left": "pan_right", "pan_right": "pan_left", "pan_up": "pan_down", "pan_down": "pan_up",
             "zoom_in": "zoom_out", "zoom_out": "zoom_in", "rotate_cw": "rotate_ccw", "rotate_ccw": "rotate_cw"}
-from .world import ToyWorld
+from ..toyworld.world import ToyWorld
 
 
 def heldout_cases(sources, count: int, seed: int = 1, motions=CAMERA_MOTIONS, speed=None, size: int = 128,

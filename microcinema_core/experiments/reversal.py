@@ -23,7 +23,7 @@ import torch
 
 from ..training.caching import REVERSED_TEXT
 from ..weights.files import atomic_save_safetensors
-from .captions import ADVERB, PARAPHRASES
+from ..toyworld.captions import ADVERB, PARAPHRASES
 
 OPPOSITE_MOTION = {
     "static": "static",

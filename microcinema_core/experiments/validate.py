@@ -1,8 +1,8 @@
 """Validate a toy base model on held-out cases that the evaluation never draws (choose steps, CFG, a run).
 
-    python -m microcinema_core.toyworld.validate --run runs/toy64/base_static [--step 1500] [--cfg 2 3]
-    python -m microcinema_core.toyworld.validate --base models/microcinema/microcinema_toy_base.safetensors
-    python -m microcinema_core.toyworld.validate --base ... --split train     # the same on training pictures
+    python -m microcinema_core.experiments.validate --run runs/toy64/base_static [--step 1500] [--cfg 2 3]
+    python -m microcinema_core.experiments.validate --base models/microcinema/microcinema_toy_base.safetensors
+    python -m microcinema_core.experiments.validate --base ... --split train     # the same on training pictures
 
 The same pictures and phrasings as ``evaluate.py`` (held out from training) but other cases (``--cases-seed`` 7,
 the evaluation's is 2026), so that a setting chosen here is not chosen on the evaluation's own videos. ``--run``
@@ -20,6 +20,7 @@ from typing import Optional
 import torch
 
 from .evaluate import CFG, motion_and_keyframe
+from .toy_files import FILES
 
 VALIDATION_CASES_SEED = 7
 
@@ -54,14 +55,14 @@ def main(argv=None) -> int:
     from ..text.minilm import MiniLMTextEncoder
     from ..vae.taesd_layout import ToyVAE
     from ..weights.checkpoint import load_checkpoint
-    from .sources import load_or_gather
+    from ..toyworld.sources import load_or_gather
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help="a base training folder (checkpoints/, run_config.json)")
     source.add_argument("--base", type=Path, help="an exported base file (.safetensors)")
     parser.add_argument("--step", type=int, default=None, help="with --run: this checkpoint instead of the latest")
-    parser.add_argument("--vae", type=Path, default=Path("models/vae/microcinema_toy_vae.safetensors"))
+    parser.add_argument("--vae", type=Path, default=Path("models/vae") / FILES["vae"])
     parser.add_argument("--sources", type=Path, default=Path("runs/toy/sources.npz"))
     parser.add_argument("--count", type=int, default=108)
     parser.add_argument("--cases-seed", type=int, default=VALIDATION_CASES_SEED)

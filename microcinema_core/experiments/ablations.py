@@ -2,8 +2,8 @@
 TSR against RIFE and a blend. One command, resumable (each row's training resumes from its last checkpoint,
 finished rows and measured settings are kept):
 
-    python -m microcinema_core.toyworld.ablations --bundle runs/toy64 --out runs/ablations --budget cpu
-    python -m microcinema_core.toyworld.ablations ... --report docs/toy_ablations   # + tables and plots
+    python -m microcinema_core.experiments.ablations --bundle runs/toy64 --out runs/ablations --budget cpu
+    python -m microcinema_core.experiments.ablations ... --report docs/toy_ablations   # + tables and plots
 
 Every row trains a base model FROM SCRATCH on the bundle's base cache (the toy world's training clips) with the
 same budget and seed; only the row's setting differs. The budget is fixed in ``BUDGETS`` before any run and
@@ -35,6 +35,8 @@ from typing import Optional
 
 import numpy as np
 import torch
+
+from .toy_files import FILES
 
 ROWS = {
     "concat": dict(injection="concat", noise_prior_lambda=0.03),
@@ -104,7 +106,7 @@ def fix_plan(out: Path, budget_name: str, rows: tuple) -> dict:
 
 def row_run(name: str, budget: Budget, bundle: Path, out: Path, device: str):
     """The trainer's run of one row: the bundle's cpu recipe, from scratch, with the row's setting and the budget."""
-    from .bundle import FILES, PROFILES, model_run
+    from .bundle import PROFILES, model_run
 
     run = model_run("base", PROFILES["cpu"], bundle, budget.seed, device)
     t = run.train
@@ -123,7 +125,6 @@ def row_run(name: str, budget: Budget, bundle: Path, out: Path, device: str):
 
 def train_row(name: str, budget: Budget, bundle: Path, out: Path, device: str) -> Path:
     from ..training.trainer import train
-    from .bundle import FILES
 
     export = out / name / FILES["base"]
     if export.exists():
@@ -339,7 +340,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows (default: all)")
     parser.add_argument("--report", default=None, help="also write tables.md and the sweep plot into this folder")
     parser.add_argument("--skip-tsr", action="store_true")
-    parser.add_argument("--shipped-base", default="models/microcinema/microcinema_toy_base.safetensors",
+    parser.add_argument("--shipped-base", default=f"models/microcinema/{FILES['base']}",
                         help="also measure this base as a reference row (skipped when the file is missing)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
@@ -353,8 +354,7 @@ def main(argv=None) -> int:
     from ..text.minilm import MiniLMTextEncoder
     from ..vae.taesd_layout import ToyVAE
     from ..weights.checkpoint import load_checkpoint, read_checkpoint_config
-    from .bundle import FILES
-    from .sources import load_or_gather
+    from ..toyworld.sources import load_or_gather
 
     bundle, out = Path(args.bundle), Path(args.out)
     try:

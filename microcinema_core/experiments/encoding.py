@@ -10,7 +10,7 @@ from ..text.minilm import MiniLMTextEncoder
 from ..training.caching import CacheWriter
 from ..training.train_config import DataConfig
 from ..vae.taesd_layout import ToyVAE
-from .world import ToyWorld
+from ..toyworld.world import ToyWorld
 
 
 class ToyFrozenEncoder:

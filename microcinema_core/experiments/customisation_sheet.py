@@ -1,6 +1,6 @@
 """A contact sheet of toy customisation pairs (reference | target, one pair a cell), for the docs.
 
-``python -m microcinema_core.toyworld.customisation_sheet --sources runs/toy/sources.npz --out sheet.png``
+``python -m microcinema_core.experiments.customisation_sheet --sources runs/toy/sources.npz --out sheet.png``
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import argparse
 import numpy as np
 import torch
 
-from .customisation import CustomisationSet
-from .sources import load_or_gather
+from ..toyworld.customisation import CustomisationSet
+from ..toyworld.sources import load_or_gather
 
 
 def sheet(pairs: list, columns: int) -> np.ndarray:
