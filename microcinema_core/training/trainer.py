@@ -190,7 +190,7 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
                          "set it to 0 otherwise")
     if cfg.reverse_rate and (reversed_text is None or config.kind != "base"):
         raise ValueError(f"train.reverse_rate {cfg.reverse_rate} needs a base cache with reversed captions "
-                         f"({cfg.cache_dir}/reversed_text.safetensors: toyworld/reversal.py add_reversed_text); "
+                         f"({cfg.cache_dir}/reversed_text.safetensors: experiments/reversal.py add_reversed_text); "
                          "set it to 0 otherwise")
     precision = training_precision(ctx.device) if cfg.precision == "auto" else cfg.precision
     if precision == "bf16" and not fast_bf16(ctx.device):
