@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,26 @@ def test_every_template_opens_in_the_host_ui(mc_models):
             sdxl_only = len(widgets) < len(report["widgets"])  # ComfyUI 0.28.2's error overlay reports it too
             dialogs = [d for d in report["dialogs"] if not (sdxl_only and "\n1 required model is missing\n" in d)]
             assert (report["missing"], dialogs, widgets, console) == ([], [], [], []), (name, report)
+        if ui.page.evaluate("() => !!window.app.extensionManager"):  # a current frontend: its template browser
+            shot = template_browser_shot(ui, names)
+            if os.environ.get("MICROCINEMA_UPDATE_SCREENSHOTS") == "1" and mc_models.version:
+                version = "".join(str(part) for part in mc_models.version)
+                (REPO / "docs" / "img" / f"template_browser_{version}.png").write_bytes(shot)
+
+
+def template_browser_shot(ui, names: list[str]) -> bytes:
+    """Workflow -> Browse Templates -> the pack's category: every card shows with its thumbnail loaded."""
+    page = ui.page
+    page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+    page.get_by_text(PACK_DIR_NAME, exact=True).first.click()
+    for name in names:
+        page.locator(f"[data-testid='template-workflow-{name}']").first.wait_for(state="visible")
+    page.wait_for_function("""(names) => names.every(name => {
+        const card = document.querySelector(`[data-testid='template-workflow-${name}']`);
+        const img = card && card.querySelector('img');
+        return img && img.complete && img.naturalWidth > 0;
+    })""", arg=names, timeout=120_000)
+    page.wait_for_timeout(1000)
+    shot = page.screenshot()
+    page.keyboard.press("Escape")
+    return shot

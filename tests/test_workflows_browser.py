@@ -2,6 +2,8 @@
 no missing nodes / widget errors / dialogs, the UI's own ``graphToPrompt()`` equals the shipped API file,
 and that prompt (test variant, see ``workflow_assets.py``) runs. Screenshots: ``docs/img/workflows/<name>_<host>.png``
 (refreshed with ``MICROCINEMA_UPDATE_SCREENSHOTS=1``; ``scripts/workflow_screenshots.py`` makes the same ones).
+On a current frontend the toy workflow, queued with the UI's own Run command, ends in a playing ``<video>``
+preview (screenshot ``docs/img/toy_preview_playing_<host version>.png``, e.g. ``_0282``).
 """
 from __future__ import annotations
 
@@ -100,3 +102,53 @@ def test_a_workflow_saved_with_the_deprecated_nodes_still_loads_and_runs(mc_mode
     classes = {node["class_type"] for node in prompt.values()}
     assert {"MicroCinemaAppearanceNoisePrior", "MicroCinemaTSRInterpolate"} <= classes
     run_test_variant(mc_models, ui, prompt, "_deprecated", 1)
+
+
+# The newest <video> showing a file: its state after it has been asked to play for a while (muted, as a page may
+# autoplay only muted media). ``played`` accumulates the ranges actually played, wherever the loop is.
+_PLAY_VIDEO = """async (filename) => {
+    const videos = [...document.querySelectorAll('video')].filter(v => (v.currentSrc || v.src).includes(filename));
+    const v = videos[videos.length - 1];
+    if (!v) return null;
+    v.muted = true; v.loop = true;
+    await v.play();
+    await new Promise(r => setTimeout(r, 1500));
+    let played = 0;
+    for (let i = 0; i < v.played.length; i++) played += v.played.end(i) - v.played.start(i);
+    return {src: v.currentSrc || v.src, duration: v.duration, readyState: v.readyState, paused: v.paused,
+            played, width: v.videoWidth, height: v.videoHeight, visible: v.getBoundingClientRect().width > 0};
+}"""
+
+
+def test_toy_workflow_run_from_the_ui_plays_its_video_preview(mc_models, ui, tmp_path):
+    """The shipped toy workflow (its own files, as shipped), queued with the UI's Run command
+    (``Comfy.QueuePrompt``), shows its mp4 in the node as a ``<video>`` that has frames, a duration and plays.
+    A current frontend only: the 2024 UI previews outputs with ``<img>`` and shows no mp4 (docs/host_tests.md)."""
+    if not ui.page.evaluate("() => !!window.app.extensionManager"):
+        pytest.skip("the 2024 web UI shows no mp4 preview (it previews outputs with <img>)")
+    workflow = json.loads((REPO / "workflows" / "toy_image_to_video_ui.json").read_text())
+    report = ui.load_workflow(workflow)
+    assert (report["missing"], report["dialogs"], report["widgets"]) == ([], [], []), report
+    (save,) = [n["id"] for n in workflow["nodes"] if n["type"] == "MicroCinemaSaveVideo"]
+    before = set(mc_models.client.get_json("/history"))
+    ui.page.evaluate("() => window.app.extensionManager.command.execute('Comfy.QueuePrompt')")
+    ui.wait_for_output(str(save), timeout_ms=900_000)
+    (new,) = [k for k in mc_models.client.get_json("/history") if k not in before]
+    entry = mc_models.client.history(new)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    (item,) = output_files(entry)
+    assert item["filename"].endswith(".mp4"), item
+    ui.page.wait_for_function("""(name) => [...document.querySelectorAll('video')].some(
+        v => (v.currentSrc || v.src).includes(name) && v.readyState >= 2 && v.duration > 0)""",
+                              arg=item["filename"], timeout=60_000)
+    state = ui.page.evaluate(_PLAY_VIDEO, item["filename"])
+    assert state is not None and state["visible"], state
+    # 33 frames at 8 fps (9 keyframe-model frames, one TSR pass x4); the toy's 64 x 64 px
+    assert state["duration"] == pytest.approx(33 / 8, abs=0.2), state
+    assert (state["width"], state["height"]) == (64, 64), state
+    assert state["readyState"] >= 2 and not state["paused"] and state["played"] > 0.5, state
+
+    shot = ui.screenshot(tmp_path / "toy_preview_playing.png", fit=False)
+    if os.environ.get("MICROCINEMA_UPDATE_SCREENSHOTS") == "1" and mc_models.version:
+        version = "".join(str(part) for part in mc_models.version)
+        shutil.copyfile(shot, REPO / "docs" / "img" / f"toy_preview_playing_{version}.png")
