@@ -784,7 +784,7 @@ def _start_from(text: str) -> tuple:
     file, _, steps = rest.rpartition("@")
     if not (phase and file and steps.isdigit()):
         raise SystemExit(f"--start-from {text!r}: write PHASE=FILE@STEPS, e.g. "
-                         "base_hires=runs_kept/b128_step1500/microcinema_toy_base.safetensors@1500")
+                         "base_gamma=runs_kept/b128_base_gamma/microcinema_toy_base.safetensors@1000")
     return phase, (Path(file), int(steps))
 
 
