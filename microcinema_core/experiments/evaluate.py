@@ -155,10 +155,11 @@ def keyframe_similarity_vs_shuffled(cases, frames) -> dict:
     from ..eval.mobilenet import keyframe_similarity, load_mobilenet_v2
 
     net = load_mobilenet_v2()
-    keys = [c.frames[4] for c in cases]
+    keys = [c.frames[4].permute(1, 2, 0) for c in cases]            # [H, W, 3], as the features take frames
+    videos = [f.permute(0, 2, 3, 1) for f in frames]
     other = len(cases) // 2
-    own = np.stack([keyframe_similarity(f, keys[i], net) for i, f in enumerate(frames)])
-    shuffled = np.stack([keyframe_similarity(f, keys[(i + other) % len(cases)], net) for i, f in enumerate(frames)])
+    own = np.stack([keyframe_similarity(f, keys[i], net) for i, f in enumerate(videos)])
+    shuffled = np.stack([keyframe_similarity(f, keys[(i + other) % len(cases)], net) for i, f in enumerate(videos)])
     return {"videos": len(cases), "own_per_frame": own.mean(0).round(4).tolist(),
             "shuffled_per_frame": shuffled.mean(0).round(4).tolist(), "own_mean": float(own.mean()),
             "shuffled_mean": float(shuffled.mean()),
