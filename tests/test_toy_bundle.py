@@ -120,6 +120,26 @@ def test_vae_training_resumes_to_the_same_weights(tmp_path, sources_file):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_decoder_only_vae_phase_keeps_the_encoder_and_its_scale(tmp_path, sources_file):
+    from microcinema_core.toyworld.sources import Sources
+    from microcinema_core.vae.training import VAETrainConfig, train_vae
+
+    sources = Sources.load(sources_file)
+    first = train_vae(sources, tmp_path / "first", VAETrainConfig(steps=2, batch_size=2, size=32,
+                                                                  calibration_crops=2, warmup=1))
+    with pytest.raises(ValueError, match="init"):
+        train_vae(sources, tmp_path / "no_init", VAETrainConfig(steps=1, train_encoder=False))
+    second = train_vae(sources, tmp_path / "second", VAETrainConfig(
+        steps=2, batch_size=2, size=32, calibration_crops=2, warmup=1, init=str(first), train_encoder=False,
+        lr=1e-2, seed=5))
+    a, b = load_file(str(first)), load_file(str(second))
+    encoder = [k for k in a if k.startswith("taesd_encoder.")]
+    decoder = [k for k in a if k.startswith("taesd_decoder.")]
+    assert encoder and decoder
+    assert all(torch.equal(a[k], b[k]) for k in encoder) and torch.equal(a["vae_scale"], b["vae_scale"])
+    assert not all(torch.equal(a[k], b[k]) for k in decoder)
+
+
 def test_single_phase_profile_trains_the_base_from_scratch_with_the_final_settings(tmp_path):
     from dataclasses import replace
 

@@ -47,6 +47,9 @@ class VAETrainConfig:
     init: Optional[str] = None
     # + this x (1 - SSIM): the structure term the 128-px bundle's VAE bar is judged on (L1 + MSE alone blur texture)
     ssim_weight: float = 0.0
+    # False: the encoder (and so the latent space and vae_scale the diffusion models were trained on) stays as
+    # ``init`` has it and only the decoder learns: a sharper decode without retraining the base and the TSR
+    train_encoder: bool = True
 
 
 def photo_batch(sources: Sources, names: list, batch: int, size: int, rng: np.random.Generator) -> torch.Tensor:
@@ -90,7 +93,10 @@ def train_vae(sources: Sources, out_dir: str | Path, cfg: VAETrainConfig, device
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
     vae = ToyVAE().to(device)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+    if not cfg.train_encoder and not cfg.init:
+        raise ValueError("train_encoder=False keeps an earlier VAE's encoder: give init (its vae.safetensors)")
+    vae.encoder.requires_grad_(cfg.train_encoder)
+    optimizer = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr(s, cfg))
     step = 0
     if (out / STATE).exists():
@@ -101,6 +107,7 @@ def train_vae(sources: Sources, out_dir: str | Path, cfg: VAETrainConfig, device
         step = int(state["step"])
     elif cfg.init:
         vae.load_state_dict(initial_weights(Path(cfg.init)))
+    kept_scale = None if cfg.train_encoder else float(vae.vae_scale)   # the init's (a resumed state carries it)
     names = sources.picture_names("train")
     end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
     vae.train()
@@ -133,7 +140,10 @@ def train_vae(sources: Sources, out_dir: str | Path, cfg: VAETrainConfig, device
     if step < cfg.steps and not timed_out:
         return out / STATE
     vae.eval()
-    calibrate_scale(vae, sources, names, cfg, device)
+    if kept_scale is None:
+        calibrate_scale(vae, sources, names, cfg, device)
+    else:   # the encoder did not change: the latent scale the diffusion models know stays
+        vae.vae_scale.fill_(kept_scale)
     return export_vae(vae, out / EXPORT, cfg)
 
 
