@@ -15,6 +15,7 @@ from .errors import CheckpointError
 KINDS = ("base", "tsr")
 INJECTION_MODES = ("concat", "add_dec", "add_encdec", "add_encdec_spade")
 PREDICTIONS = ("eps", "v", "x0_residual")
+APPEARANCE_INPUTS = ("keyframe", "subject")
 FORMAT_VERSION = 1
 
 
@@ -61,6 +62,10 @@ class MicroCinemaConfig:
     # toy-scale addition, not in the paper: the share of the appearance latent in the input (what the noise prior's
     # lambda + gamma sets at t = 999) added to the timestep embedding (models/prior_share_embedding.py)
     prior_share_embedding: bool = False
+    # what AppearNet is given: "keyframe" (the paper: the video's centre frame), or "subject" (issue 36's
+    # customisation mode, docs/customisation.md): a reference photo of the subject, which the video shows
+    # elsewhere, at another size, doing what the text says. The network is the same; the checkpoint says which
+    appearance_input: str = "keyframe"
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
@@ -71,6 +76,10 @@ class MicroCinemaConfig:
             raise ValueError(f"config injection must be one of {INJECTION_MODES}, got {self.injection!r}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"config prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+        if self.appearance_input not in APPEARANCE_INPUTS:
+            raise ValueError(f"config appearance_input must be one of {APPEARANCE_INPUTS}, got {self.appearance_input!r}")
+        if self.appearance_input == "subject" and self.kind != "base":
+            raise ValueError("config appearance_input 'subject' is for the base model (TSR takes first and last frames)")
         for c in self.channel_mult:
             if (self.model_channels * c) % self.norm_groups:
                 raise ValueError("model_channels * every channel_mult must divide by norm_groups")

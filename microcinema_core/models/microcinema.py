@@ -49,6 +49,9 @@ NEW_LAYER_MARKERS = ("temporal_", "spade", "injection.", "text_frame_embed.", "p
 class MicroCinemaModel(nn.Module):
     interrupt_check: Optional[Callable[[], None]] = None  # see the module docstring
     compute_dtype: Optional[torch.dtype] = None  # see the module docstring
+    # training only: accept one-frame "videos" (the customisation objective's image batches; their temporal
+    # layers pass them through). Hosts keep the default: a video has at least 2 frames
+    single_frames: bool = False
 
     def __init__(self, config: MicroCinemaConfig, operations=None):
         super().__init__()
@@ -132,7 +135,8 @@ class MicroCinemaModel(nn.Module):
     # ---- forward -------------------------------------------------------------------------------
     def forward(self, x, timesteps, context, appearance, num_frames: int):
         num_frames = int(num_frames)
-        validate_inputs(self.config, x, timesteps, context, appearance, num_frames)
+        validate_inputs(self.config, x, timesteps, context, appearance, num_frames,
+                        min_frames=1 if self.single_frames else 2)
         dtype = self.activation_dtype
         out_dtype = x.dtype
         timesteps = per_frame_timesteps(timesteps, x.shape[0], num_frames, x.device)
@@ -207,7 +211,7 @@ def video_context(context: torch.Tensor, batch_frames: int, num_frames: int) -> 
     return context, False
 
 
-def validate_inputs(config, x, timesteps, context, appearance, num_frames) -> None:
+def validate_inputs(config, x, timesteps, context, appearance, num_frames, min_frames: int = 2) -> None:
     """Raise :class:`MicroCinemaInputError` naming the bad input and the fix."""
     if x.ndim != 4:
         raise MicroCinemaInputError(
@@ -218,8 +222,8 @@ def validate_inputs(config, x, timesteps, context, appearance, num_frames) -> No
             f"latent has {x.shape[1]} channels, the model needs {config.in_channels} (an SD2.1-VAE latent); "
             "encode the keyframe with the SD2.1 VAE, not an SDXL/SD3/Flux VAE"
         )
-    if num_frames < 2:
-        raise MicroCinemaInputError(f"num_frames must be at least 2, got {num_frames}")
+    if num_frames < min_frames:
+        raise MicroCinemaInputError(f"num_frames must be at least {min_frames}, got {num_frames}")
     if config.temporal_attention and num_frames > config.temporal_max_frames:
         raise MicroCinemaInputError(
             f"the video has {num_frames} frames; this model's temporal attention takes at most "

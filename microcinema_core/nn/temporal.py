@@ -1,7 +1,8 @@
 """Temporal layers that inflate SD2.1 to 3D (paper sec. 3.1).
 
 Both are residual and zero-initialised: ``x + layer(x)`` with the layer's output projection at zero, so a
-freshly inflated model is SD2.1 applied frame by frame. Frames travel in the batch dimension
+freshly inflated model is SD2.1 applied frame by frame. A one-frame "video" (the customisation objective's image batches,
+``training/customisation_objective.py``) has no time: both layers pass it through unchanged. Frames travel in the batch dimension
 (``[B*N, C, H, W]``, frame index fastest), the way ComfyUI carries video latents.
 """
 from __future__ import annotations
@@ -42,6 +43,8 @@ class TemporalConv(nn.Module):
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        if num_frames == 1:
+            return x
         bn, c, height, width = x.shape
         video = x.view(bn // num_frames, num_frames, c, height, width).transpose(1, 2)  # [B, C, N, H, W]
         out = self.conv(video)
@@ -70,6 +73,8 @@ class TemporalAttention(nn.Module):
         nn.init.zeros_(self.to_out.bias)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        if num_frames == 1:
+            return x
         if num_frames > self.max_frames:
             raise ValueError(f"{num_frames} frames exceed the temporal attention's {self.max_frames}")
         _, c, height, width = x.shape
