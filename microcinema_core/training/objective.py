@@ -28,6 +28,10 @@ shows which way the frames move, so a denoiser can read the direction from z_t a
 that, where the eps error it saves is a few percent of a small loss; with uniform t the text-direction link gets
 ~0.2 % of the gradient and the toy base never learned it (docs/model_cards.md).
 
+Appearance transform (``appearance_transform``, None by default): a callable ``(a, slot) -> a'`` applied to each
+clip's AppearNet input before eq. 3, so the noise prior is built from what AppearNet sees (the customisation
+mode's image-token dropping, ``training/image_tokens.py``).
+
 All per-sample randomness (t, eps_n, dropout) comes from ``data_order.sample_generator``: a run split
 over processes, or resumed, draws exactly the same numbers.
 """
@@ -35,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -70,7 +74,8 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
                   empty_text: Optional[torch.Tensor], seed: int, step: int, slots: list[int],
                   device: torch.device, offset_noise: float = 0.0,
                   high_noise_fraction: float = 0.0,
-                  high_noise_from: int = 850, static_when_dropped: bool = False) -> PreparedBatch:
+                  high_noise_from: int = 850, static_when_dropped: bool = False,
+                  appearance_transform: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None) -> PreparedBatch:
     """Build the model inputs and target of eq. 3-5 for one process's share of a global batch.
 
     ``static_when_dropped`` (base only, not in the paper): a sample whose text is dropped becomes its keyframe
@@ -97,6 +102,8 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
         app = appearance_sequence(kind, cond, N)                        # [N, C, h, w]
         if drop and static_when_dropped:
             z0 = app                                                     # the keyframe, every frame
+        if appearance_transform is not None:
+            app = appearance_transform(app, slots[b])
         eps = training_noise(app, lams[b], generator=g)                 # eq. 3
         if offset_noise:
             eps = eps + offset_noise * torch.randn(eps.shape[:2] + (1, 1), generator=g, dtype=eps.dtype)

@@ -78,6 +78,17 @@ class TrainConfig:
     # prior_amplitude_coupling more gamma halves it (training/objective.py); 0: one lambda for every clip (eq. 3)
     prior_amplitude_coupling: float = 0.0
     prior_amplitude_gamma: float = 0.02
+    # customisation mode (issue 36, docs/customisation.md; off while customisation_cache_dir is None): each step
+    # trains either a customisation batch (single frames: AppearNet takes the subject reference, the target is
+    # its picture elsewhere, with caption) or an image-to-video batch of cache_dir's clips (the unannotated videos)
+    customisation_cache_dir: Optional[str] = None  # a pair cache (training/customisation_cache.py)
+    customisation_probability: float = 0.5  # share of customisation steps (the stochastic switch)
+    objective_switch: str = "stochastic"  # "stochastic": a seeded draw per step; "sequential": customisation for
+                                        # the first customisation_probability of max_steps, then image-to-video
+    token_drop_rate: float = 0.5        # image-to-video steps: share of the keyframe's tokens dropped
+    token_size: int = 2                 # a token: a token_size x token_size block of latent positions
+    token_fill: str = "random"          # a dropped token: "random" (randomised initialisation) or "mean"
+    image_to_video_captions: bool = False  # False: clips train with the empty prompt (unannotated videos)
     # optimiser (sec. 4)
     lr: float = 2e-5                    # new layers: temporal (both branches), SPADE, injection (optim.py)
     spatial_lr_scale: float = 0.1       # SD2.1-initialised spatial layers, AppearNet's too: 10x smaller
@@ -114,15 +125,21 @@ class TrainConfig:
         for name, allowed in (("kind", ("base", "tsr")), ("preset", ("full", "tiny")),
                               ("precision", ("auto", "bf16", "fp32")), ("parallel", ("ddp", "fsdp")),
                               ("lr_schedule", ("constant", "cosine")),
-                              ("new_layer_init", ("zero", "small"))):
+                              ("new_layer_init", ("zero", "small")),
+                              ("objective_switch", ("stochastic", "sequential")),
+                              ("token_fill", ("random", "mean"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"train.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("text_drop_rate", "reverse_rate"):
+        for name in ("text_drop_rate", "reverse_rate", "customisation_probability", "token_drop_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.static_when_dropped and self.kind != "base":
             raise ValueError(f"train.static_when_dropped is for kind 'base' (this run is {self.kind!r}: TSR drops all "
                              "text and keeps its clips); set it to false")
+        if self.customisation_cache_dir and self.kind != "base":
+            raise ValueError(f"train.customisation_cache_dir is for kind 'base' (this run is {self.kind!r})")
+        if self.token_size < 1:
+            raise ValueError(f"train.token_size must be >= 1 (latent positions per token side), got {self.token_size!r}")
         if self.prior_amplitude_coupling < 0:
             raise ValueError(f"train.prior_amplitude_coupling must be >= 0 (gamma per halving of the motion), got "
                              f"{self.prior_amplitude_coupling!r}")

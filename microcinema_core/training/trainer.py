@@ -28,6 +28,7 @@ from .data_order import DataOrder, repeats_by_motion
 from .distributed import DistContext, all_reduce_mean, barrier, init_distributed, shutdown, wrap_model
 from .ema import EMA
 from .objective import diffusion_loss, prepare_batch, prior_lambdas
+from .objective_switch import customisation_mode
 from .optim import build_optimizer, build_scheduler, clip_gradients
 from .progress import ProgressReporter
 from .samples import write_sample
@@ -51,6 +52,8 @@ def model_config_for(cfg: TrainConfig, cache: LatentCache) -> MicroCinemaConfig:
         MicroCinemaConfig.tsr() if cfg.kind == "tsr" else MicroCinemaConfig.base())
     fps = cache.manifest["data_config"]["fps"][0]
     forced = dict(num_frames=n, resolution=h * 8, fps=float(fps), noise_prior_lambda=cfg.noise_prior_lambda)
+    if cfg.customisation_cache_dir:   # AppearNet takes the subject reference (docs/customisation.md)
+        forced["appearance_input"] = "subject"
     clash = {k: v for k, v in cfg.model_overrides.items() if k in forced and v != forced[k]}
     if clash:
         raise ValueError(f"train.model_overrides {clash} contradict the cache / train.noise_prior_lambda "
@@ -171,7 +174,12 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
     if ema is not None and cfg.parallel == "fsdp":
         raise ValueError("train.ema_decay with train.parallel='fsdp' is not supported; use ddp or no EMA")
-    wrapped = wrap_model(model, ctx, cfg.parallel)
+    custom = customisation_mode(cfg)   # None unless train.customisation_cache_dir (objective_switch.py)
+    if custom is not None:
+        custom.check(cache.manifest)
+        custom.prepare(model)
+    # a customisation step leaves the temporal layers unused: DDP must be told
+    wrapped = wrap_model(model, ctx, cfg.parallel, find_unused=custom is not None)
     optimizer = build_optimizer(wrapped, cfg)
     scheduler = build_scheduler(optimizer, cfg)
 
@@ -226,19 +234,26 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
     timed_out = False
     while step < end:
         t0 = time.perf_counter()
-        indices, slots = order.rank_batch(samples_seen, cfg.batch_size, ctx.rank, ctx.world_size)
-        data = cache.batch(indices)
         reversed_count = 0
-        if reversed_text is not None:
-            data["latents"], data["text"], reversed_count = reverse_some(
-                data["latents"], data["text"], indices, slots, reversed_text, cfg.reverse_rate, cfg.seed, step)
-        lams = prior_lambdas(cfg.noise_prior_lambda, [cache.clips[i].get("amplitude", 1.0) for i in indices],
-                             cfg.prior_amplitude_coupling, cfg.prior_amplitude_gamma)
-        batch = prepare_batch(data["latents"], data["text"], kind=config.kind, cond_idx=cache.condition_indices,
-                              alphas_cumprod=abar, lam=lams, drop_rate=cfg.text_drop_rate,
-                              empty_text=empty_text, seed=cfg.seed, step=step, slots=slots, device=ctx.device,
-                              offset_noise=cfg.offset_noise, high_noise_fraction=cfg.high_noise_fraction, high_noise_from=cfg.high_noise_from,
-                              static_when_dropped=cfg.static_when_dropped)
+        customising = custom is not None and custom.switch.is_customisation(step)
+        if customising:
+            batch = custom.batch(samples_seen, step, ctx.rank, ctx.world_size, abar, ctx.device)
+        else:
+            indices, slots = order.rank_batch(samples_seen, cfg.batch_size, ctx.rank, ctx.world_size)
+            data = cache.batch(indices)
+            if reversed_text is not None:
+                data["latents"], data["text"], reversed_count = reverse_some(
+                    data["latents"], data["text"], indices, slots, reversed_text, cfg.reverse_rate, cfg.seed, step)
+            lams = prior_lambdas(cfg.noise_prior_lambda, [cache.clips[i].get("amplitude", 1.0) for i in indices],
+                                 cfg.prior_amplitude_coupling, cfg.prior_amplitude_gamma)
+            options = dict(drop_rate=cfg.text_drop_rate, static_when_dropped=cfg.static_when_dropped)
+            if custom is not None:
+                options = custom.image_to_video_options(step, options)
+            batch = prepare_batch(data["latents"], data["text"], kind=config.kind, cond_idx=cache.condition_indices,
+                                  alphas_cumprod=abar, lam=lams, empty_text=empty_text, seed=cfg.seed, step=step,
+                                  slots=slots, device=ctx.device, offset_noise=cfg.offset_noise,
+                                  high_noise_fraction=cfg.high_noise_fraction, high_noise_from=cfg.high_noise_from,
+                                  **options)
         optimizer.zero_grad(set_to_none=True)
         loss = diffusion_loss(wrapped, batch, autocast, prediction=config.prediction)
         loss.backward()
@@ -259,6 +274,7 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
                 "loss": float(all_reduce_mean(loss)), "lr": lr_now,
                 "grad_norm": float(grad_norm), "samples_per_s": rate,
                 "epoch": order.epoch_of(samples_seen), "text_dropped": batch.dropped, "reversed": reversed_count,
+                **({"customisation": int(customising)} if custom is not None else {}),
             })
         if cfg.sample_every and step % cfg.sample_every == 0:
             path = write_sample(model, cache, out, step, steps=cfg.sample_steps, cfg=cfg.sample_cfg,
@@ -272,14 +288,16 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
 
     result.step, result.samples_seen = step, samples_seen
     if step >= cfg.max_steps or timed_out:
-        result.export_path = export(wrapped, model, ema, config, cfg, ctx, step, cache)
+        result.export_path = export(wrapped, model, ema, config, cfg, ctx, step, cache,
+                                    extra=custom.describe() if custom is not None else None)
         reporter.event(step, "export", path=str(result.export_path))
     reporter.close()
     return result
 
 
 def export(wrapped, model: MicroCinemaModel, ema: Optional[EMA], config: MicroCinemaConfig,
-           cfg: TrainConfig, ctx: DistContext, step: int, cache: LatentCache) -> Optional[Path]:
+           cfg: TrainConfig, ctx: DistContext, step: int, cache: LatentCache,
+           extra: Optional[dict] = None) -> Optional[Path]:
     """Write the final weights with the core's ``save_checkpoint`` (rank 0); lambda is in the config."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
@@ -302,7 +320,7 @@ def export(wrapped, model: MicroCinemaModel, ema: Optional[EMA], config: MicroCi
                 "ema": bool(ema is not None and cfg.export_ema), "clips": len(cache),
                 "batch_per_process": cfg.batch_size, "world_size": ctx.world_size,
                 "reverse_rate": cfg.reverse_rate, "static_when_dropped": cfg.static_when_dropped,
-                "motion_repeats": cfg.motion_repeats,
+                "motion_repeats": cfg.motion_repeats, **(extra or {}),
             }),
         })
     barrier()
