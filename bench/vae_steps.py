@@ -40,6 +40,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--init", default=None, help="start from this VAE (vae_state.pt or .safetensors)")
     parser.add_argument("--ssim-weight", type=float, default=0.0, help="+ this x (1 - SSIM) in the loss")
+    parser.add_argument("--decoder-only", action="store_true",
+                        help="keep --init's encoder and latent scale; train the decoder alone")
+    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (only on a CPU with native bf16)")
     parser.add_argument("--sources", default="runs/sources.npz", help="the toy world's pictures (gathered if missing)")
     args = parser.parse_args(argv)
@@ -51,7 +54,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     sources = load_or_gather(Path(args.sources))
     cfg = VAETrainConfig(steps=args.steps, batch_size=args.batch, size=args.size, seed=args.seed, save_every=250,
-                         init=args.init, ssim_weight=args.ssim_weight)
+                         init=args.init, ssim_weight=args.ssim_weight,
+                         train_encoder=not args.decoder_only, lr=args.lr)
     started = time.time()
     for mark in marks:
         train_vae(sources, out, cfg, bf16=args.bf16, stop_at=mark)

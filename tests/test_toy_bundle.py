@@ -352,7 +352,7 @@ def test_the_high_resolution_stages_follow_the_first_ones_and_install_their_file
     # the 64-px stages (recorded as done, as the first 128-px run took the shipped lineage), then the second VAE's, the 128-px base and the TSR (the 64-px TSR is left out)
     assert list(record["stages"]) == ["sources", "vae", "cache_base", "base", "base_refine", "base_motion",
                                       "base_static", "vae_hires_a", "vae_hires", "cache_base_hires", "base_hires",
-                                      "base_gamma", "cache_tsr_hires", "tsr_hires"]
+                                      "base_gamma", "cache_tsr_hires", "tsr_hires", "vae_hires_decoder"]
     stages = record["stages"]
     assert stages["vae_hires_a"]["init"] is None and stages["vae_hires"]["init"].endswith("vae_hires_a/vae_state.pt")
     assert stages["vae_hires"]["crop_px"] == profile.hires_size and "heldout_ssim" in stages["vae_hires"]
@@ -367,9 +367,14 @@ def test_the_high_resolution_stages_follow_the_first_ones_and_install_their_file
     tsr_clips = json.loads((out / "cache_tsr_hires" / "manifest.json").read_text())["clips"]
     lo, hi = 2 ** -profile.amplitude_octaves, 2 ** profile.amplitude_octaves   # the base's range, times the scale
     assert all(lo * 0.9 <= clip["amplitude"] / profile.hires_tsr_amplitude <= hi * 1.1 for clip in tsr_clips)
-    # what is installed is the second VAE and the high-resolution networks
+    # the last VAE phase trains the decoder alone: the latent space the networks learnt on stays
+    assert stages["vae_hires_decoder"]["decoder_only"] and stages["vae_hires_decoder"]["init"].endswith(
+        "vae_hires/vae.safetensors")
+    second = load_file(str(out / "vae_hires" / "vae.safetensors"))
+    trained = load_file(str(out / "vae_hires_decoder" / "vae.safetensors"))
+    assert all(torch.equal(second[k], trained[k]) for k in second if not k.startswith("taesd_decoder."))
+    # what is installed is that VAE and the high-resolution networks
     installed = load_file(str(tmp_path / "models" / "vae" / bundle.FILES["vae"]))
-    trained = load_file(str(out / "vae_hires" / "vae.safetensors"))
     assert torch.equal(installed["taesd_decoder.1.weight"], trained["taesd_decoder.1.weight"].half())
     base = load_checkpoint(tmp_path / "models" / "microcinema" / bundle.FILES["base"], dtype="fp32")
     assert base.config.resolution == profile.hires_size

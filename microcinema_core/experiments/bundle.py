@@ -114,6 +114,9 @@ class Profile:
     hires_vae_fine_steps: int = 0
     hires_vae_fine_batch: int = 8
     hires_vae_ssim_weight: float = 0.0   # the second phase's + w x (1 - SSIM) (vae/training.py)
+    # a last VAE phase, after the diffusion models: the decoder alone from the second phase's weights (encoder,
+    # latent space and scale kept, so the base and TSR trained on them stay valid), same loss; 0 steps: none
+    hires_vae_decoder_steps: int = 0
     hires_clips: int = 1500
     hires_steps: int = 0
     hires_batch: int = 16
@@ -203,8 +206,10 @@ _CPU128 = replace(_CPU, hires_vae_steps=2000, hires_vae_fine_steps=1000, hires_v
 PROFILES["cpu128"] = _CPU128
 PROFILES["smoke128"] = replace(PROFILES["smoke"], hires_size=64, hires_vae_steps=2, hires_vae_batch=2, hires_vae_crop=32,
                             hires_vae_fine_steps=1, hires_vae_fine_batch=2, hires_clips=6, hires_steps=1, hires_batch=2,
-                            hires_save_every=1, hires_tsr_clips=4, hires_tsr_steps=1, gamma_steps=1)
+                            hires_save_every=1, hires_tsr_clips=4, hires_tsr_steps=1, gamma_steps=1,
+                            hires_vae_decoder_steps=1)
 HIRES_VAE = ("vae_hires_a", "vae_hires")   # the second VAE's two phases (folders and stage names)
+VAE_DECODER = "vae_hires_decoder"           # its decoder-only phase (folder and stage name)
 
 
 def model_precision(profile: Profile, device: str) -> str:
@@ -471,21 +476,27 @@ class Bundle:
         p = self.profile
         steps, batch, crop = ((p.hires_vae_steps, p.hires_vae_batch, p.hires_vae_crop) if phase == 0 else
                               (p.hires_vae_fine_steps, p.hires_vae_fine_batch, p.hires_size))
-        init = str(self.out / HIRES_VAE[0] / "vae_state.pt") if phase == 1 else None
+        decoder = phase == 2
+        if decoder:
+            steps, batch, crop = p.hires_vae_decoder_steps, p.hires_vae_fine_batch, p.hires_size
+        folder = VAE_DECODER if decoder else HIRES_VAE[phase]
+        init = (str(self.out / HIRES_VAE[1] / "vae.safetensors") if decoder else
+                str(self.out / HIRES_VAE[0] / "vae_state.pt") if phase == 1 else None)
         if phase == 1 and not Path(init).exists():   # phase 0 taken from a file (--hires-vae-start): its weights
             init = str(self.out / HIRES_VAE[0] / "vae.safetensors")
-        cfg = VAETrainConfig(steps=steps, batch_size=batch, size=crop, seed=self.seed,
+        cfg = VAETrainConfig(steps=steps, batch_size=batch, size=crop, seed=self.seed + (9 if decoder else 0),
                              save_every=max(1, min(250, steps)), calibration_crops=p.calibration_crops, init=init,
-                             ssim_weight=p.hires_vae_ssim_weight if phase == 1 else 0.0)
-        bar = tqdm(total=steps, desc=HIRES_VAE[phase], unit="step", dynamic_ncols=True)
-        train_vae(self.sources(), self.out / HIRES_VAE[phase], cfg, device=self.device,
+                             ssim_weight=p.hires_vae_ssim_weight if phase >= 1 else 0.0, train_encoder=not decoder)
+        bar = tqdm(total=steps, desc=folder, unit="step", dynamic_ncols=True)
+        train_vae(self.sources(), self.out / folder, cfg, device=self.device,
                   bf16=training_precision(self.device) == "bf16",
                   progress=lambda step, loss, rate: (bar.update(step - bar.n), bar.set_postfix(loss=f"{loss:.4f}")))
         bar.close()
         from ..vae.taesd_layout import ToyVAE
 
-        vae = ToyVAE.load(self.out / HIRES_VAE[phase] / "vae.safetensors").to(self.device)
+        vae = ToyVAE.load(self.out / folder / "vae.safetensors").to(self.device)
         return {"steps": steps, "batch": batch, "crop_px": crop, "init": init, "ssim_weight": cfg.ssim_weight,
+                **({"decoder_only": True} if decoder else {}),
                 "heldout_psnr_db": round(heldout_vae_psnr(vae, self.sources(), p.vae_eval_count, size=p.hires_size), 2),
                 "heldout_ssim": round(heldout_vae_ssim(vae, self.sources(), p.vae_eval_count, size=p.hires_size), 3)}
 
@@ -660,6 +671,8 @@ class Bundle:
         if p.hires_tsr_steps:
             stages += [("cache_tsr_hires", lambda: self.build_cache("tsr", hires=True)),
                        ("tsr_hires", lambda: self.train_model("tsr", hires=True))]
+        if p.hires_vae_steps and p.hires_vae_decoder_steps:
+            stages += [(VAE_DECODER, lambda: self.train_hires_vae(2))]
         return stages
 
     def install(self, target: Path, kinds=("vae", "base", "tsr")) -> dict:
@@ -671,8 +684,10 @@ class Bundle:
         (target / "microcinema").mkdir(parents=True, exist_ok=True)
         if "vae" in kinds:
             vae_path = target / "vae" / FILES["vae"]
-            _install_vae(self.out / (HIRES_VAE[1] if self.profile.hires_vae_steps else "vae") / "vae.safetensors",
-                         vae_path)
+            p = self.profile
+            folder = (VAE_DECODER if p.hires_vae_steps and p.hires_vae_decoder_steps else
+                      HIRES_VAE[1] if p.hires_vae_steps else "vae")
+            _install_vae(self.out / folder / "vae.safetensors", vae_path)
             written["vae"] = vae_path
         for kind in (k for k in ("base", "tsr") if k in kinds):
             source = shipped_model_path(self.out, kind, self.profile)
