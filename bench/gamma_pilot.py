@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from microcinema_core.experiments.bundle import PROFILES, model_run  # noqa: E402
+from microcinema_core.training.caching import REVERSED_TEXT  # noqa: E402
 from microcinema_core.training.trainer import train  # noqa: E402
 
 
@@ -51,6 +52,11 @@ def main(argv=None) -> int:
     run.train.high_noise_from = args.high_noise_from
     if args.lr:
         run.train.lr = args.lr
+    if run.train.reverse_rate and not (Path(run.train.cache_dir) / REVERSED_TEXT).exists():
+        from microcinema_core.experiments.reversal import add_reversed_text
+        from microcinema_core.text.minilm import MiniLMTextEncoder
+
+        print(add_reversed_text(run.train.cache_dir, MiniLMTextEncoder()), flush=True)   # as the bundle does
     started = time.time()
     result = train(run, device="cpu")
     record = {"init": args.init, "steps": result.step, "high_noise_fraction": args.high_noise_fraction,
