@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     parser.add_argument("--high-noise-fraction", type=float, default=1.0)
     parser.add_argument("--high-noise-from", type=int, default=950)
     parser.add_argument("--lr", type=float, default=None, help="default: the phase's")
+    parser.add_argument("--embedding-lr-scale", type=float, default=1.0,
+                        help="the prior-share embedding's layers at lr x this (train.embedding_lr_scale)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -52,6 +54,7 @@ def main(argv=None) -> int:
     run.train.high_noise_from = args.high_noise_from
     if args.lr:
         run.train.lr = args.lr
+    run.train.embedding_lr_scale = args.embedding_lr_scale
     if run.train.reverse_rate and not (Path(run.train.cache_dir) / REVERSED_TEXT).exists():
         from microcinema_core.experiments.reversal import add_reversed_text
         from microcinema_core.text.minilm import MiniLMTextEncoder
@@ -60,7 +63,8 @@ def main(argv=None) -> int:
     started = time.time()
     result = train(run, device="cpu")
     record = {"init": args.init, "steps": result.step, "high_noise_fraction": args.high_noise_fraction,
-              "high_noise_from": args.high_noise_from, "lr": run.train.lr, "seconds": round(time.time() - started, 1),
+              "high_noise_from": args.high_noise_from, "lr": run.train.lr,
+              "embedding_lr_scale": args.embedding_lr_scale, "seconds": round(time.time() - started, 1),
               "export": str(result.export_path)}
     Path(args.out, "pilot.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(record), flush=True)

@@ -119,6 +119,19 @@ def test_two_learning_rates_and_warmup(cache):
     assert lr_factor(500, run.train) == 1.0
 
 
+def test_the_prior_share_embedding_can_have_its_own_rate(cache):
+    run = tiny_run_config(cache, "unused", lr=1e-4, spatial_lr_scale=1.0, embedding_lr_scale=10.0,
+                          model_overrides=dict(TINY_MODEL, prior_share_embedding=True))
+    model = build_model(run.train, model_config_for(run.train, LatentCache(cache)))
+    groups = {g["name"]: g for g in build_optimizer(model, run.train).param_groups}
+    assert groups["prior_share_embedding"]["lr"] == pytest.approx(1e-3)
+    own = {id(p) for p in model.prior_share_embed.parameters()}
+    assert {id(p) for p in groups["prior_share_embedding"]["params"]} == own
+    assert not own & {id(p) for p in groups["temporal_and_injection"]["params"]}
+    every = [id(p) for g in groups.values() for p in g["params"]]
+    assert sorted(every) == sorted(id(p) for p in model.parameters() if p.requires_grad)   # each once
+
+
 def test_training_starts_from_an_sd21_single_file(cache, tmp_path):
     """train.init = an SD2.1-format file (ComfyUI's own U-Net class at the tiny size, random weights)."""
     from safetensors.torch import save_file

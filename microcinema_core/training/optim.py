@@ -67,9 +67,17 @@ def split_parameters(model: nn.Module) -> tuple[list, list]:
     return new, spatial
 
 
+EMBEDDING_MARKER = "prior_share_embed."   # models/prior_share_embedding.py: its own rate with embedding_lr_scale
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     new, spatial = split_parameters(model)
     groups = [{"params": new, "lr": cfg.lr, "name": "temporal_and_injection"}]
+    if cfg.embedding_lr_scale != 1.0:   # the prior-share embedding learns the gamma link (docs/model_cards.md)
+        own = {id(p) for n, p in model.named_parameters() if EMBEDDING_MARKER in _clean(n) and p.requires_grad}
+        groups = [{"params": [p for p in new if id(p) not in own], "lr": cfg.lr, "name": "temporal_and_injection"},
+                  {"params": [p for p in new if id(p) in own], "lr": cfg.lr * cfg.embedding_lr_scale,
+                   "name": "prior_share_embedding"}]
     if spatial and cfg.spatial_lr_scale > 0:
         groups.append({"params": spatial, "lr": cfg.lr * cfg.spatial_lr_scale, "name": "spatial"})
     elif spatial:  # scale 0: spatial layers frozen

@@ -92,6 +92,7 @@ class TrainConfig:
     # optimiser (sec. 4)
     lr: float = 2e-5                    # new layers: temporal (both branches), SPADE, injection (optim.py)
     spatial_lr_scale: float = 0.1       # SD2.1-initialised spatial layers, AppearNet's too: 10x smaller
+    embedding_lr_scale: float = 1.0     # the prior-share embedding's layers at lr x this (not in the paper; optim.py)
     weight_decay: float = 0.01
     adam_betas: tuple = (0.9, 0.999)
     adam_eps: float = 1e-8
