@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..diffusion.interpolation import interpolate_video
 from ..diffusion.pipeline import generate
 from ..eval.contact_sheet import contact_sheet
@@ -392,24 +393,24 @@ def main(argv=None) -> int:
     sources = load_or_gather(args.sources)
     base, tsr, vae, text = load_bundle(Path(args.models))
     results, t0 = {"settings": {"steps": STEPS, "cfg": CFG, "gamma": GAMMA, "seed": SEED}}, time.perf_counter()
+
+    def keep(name: str, value, shown=None) -> None:
+        """Record one section and write the partial results at once (a long run interrupted keeps what it has)."""
+        results[name] = value
+        print(json.dumps(shown if shown is not None else value), flush=True)
+        results["seconds"] = round(time.perf_counter() - t0, 1)
+        with atomic_path(out / "results.json") as tmp:
+            tmp.write_text(json.dumps(results, indent=1))
+
     main_results, cases, frames = motion_and_keyframe(base, vae, text, sources, args.count)
-    results["motion_and_keyframe"] = main_results
-    print(json.dumps({k: v for k, v in main_results.items() if k != "records"}), flush=True)
-    results["keyframe_similarity"] = keyframe_similarity_vs_shuffled(cases, frames)
-    print(json.dumps(results["keyframe_similarity"]), flush=True)
-    results["sheets"] = [str(p) for p in sheets(base, tsr, vae, text, cases, frames, out)]
-    results["speed_words"] = speed_words(base, vae, text, sources, args.side_count)
-    print(json.dumps(results["speed_words"]), flush=True)
-    results["gamma"] = gamma_sweep(base, vae, text, sources, args.side_count, out / "gamma_motion.png")
-    print(json.dumps(results["gamma"]), flush=True)
-    results["text_reliance"] = probe_text_reliance(base, vae, text, sources, count=32)
-    print(json.dumps(results["text_reliance"]), flush=True)
-    results["tsr"] = tsr_vs_blend(tsr, vae, text, sources, args.side_count)
-    print(json.dumps(results["tsr"]), flush=True)
-    results["few_steps"] = few_steps(base, vae, text, sources, args.few_steps_count)
-    print(json.dumps(results["few_steps"]), flush=True)
-    results["seconds"] = round(time.perf_counter() - t0, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    keep("motion_and_keyframe", main_results, {k: v for k, v in main_results.items() if k != "records"})
+    keep("keyframe_similarity", keyframe_similarity_vs_shuffled(cases, frames))
+    keep("sheets", [str(p) for p in sheets(base, tsr, vae, text, cases, frames, out)])
+    keep("speed_words", speed_words(base, vae, text, sources, args.side_count))
+    keep("gamma", gamma_sweep(base, vae, text, sources, args.side_count, out / "gamma_motion.png"))
+    keep("text_reliance", probe_text_reliance(base, vae, text, sources, count=32))
+    keep("tsr", tsr_vs_blend(tsr, vae, text, sources, args.side_count))
+    keep("few_steps", few_steps(base, vae, text, sources, args.few_steps_count))
     (out / "tables.md").write_text(markdown(results))
     print(f"wrote {out / 'results.json'} in {results['seconds']} s")
     return 0
