@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=None, help="default: the phase's")
     parser.add_argument("--embedding-lr-scale", type=float, default=1.0,
                         help="the prior-share embedding's layers at lr x this (train.embedding_lr_scale)")
+    parser.add_argument("--trainable", default="", help="comma-separated module prefixes that learn, the rest "
+                        "frozen (train.trainable), e.g. prior_share_embed. ; default: every layer")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -55,6 +57,7 @@ def main(argv=None) -> int:
     if args.lr:
         run.train.lr = args.lr
     run.train.embedding_lr_scale = args.embedding_lr_scale
+    run.train.trainable = tuple(p for p in args.trainable.split(",") if p)
     if run.train.reverse_rate and not (Path(run.train.cache_dir) / REVERSED_TEXT).exists():
         from microcinema_core.experiments.reversal import add_reversed_text
         from microcinema_core.text.minilm import MiniLMTextEncoder
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
     result = train(run, device="cpu")
     record = {"init": args.init, "steps": result.step, "high_noise_fraction": args.high_noise_fraction,
               "high_noise_from": args.high_noise_from, "lr": run.train.lr,
-              "embedding_lr_scale": args.embedding_lr_scale, "seconds": round(time.time() - started, 1),
+              "embedding_lr_scale": args.embedding_lr_scale, "trainable": list(run.train.trainable), "seconds": round(time.time() - started, 1),
               "export": str(result.export_path)}
     Path(args.out, "pilot.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(record), flush=True)

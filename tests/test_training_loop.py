@@ -132,6 +132,26 @@ def test_the_prior_share_embedding_can_have_its_own_rate(cache):
     assert sorted(every) == sorted(id(p) for p in model.parameters() if p.requires_grad)   # each once
 
 
+def test_trainable_prefixes_leave_every_other_weight_as_it_was(cache, tmp_path):
+    from microcinema_core.weights.checkpoint import save_checkpoint
+
+    overrides = dict(TINY_MODEL, prior_share_embedding=True)
+    start = build_model(tiny_run_config(cache, "unused", model_overrides=overrides).train,
+                        model_config_for(tiny_run_config(cache, "unused", model_overrides=overrides).train,
+                                         LatentCache(cache)))
+    init = tmp_path / "init.safetensors"
+    save_checkpoint(start, init, dtype="fp32")
+    run = tiny_run_config(cache, tmp_path / "run", model_overrides=overrides, max_steps=2, lr=1e-2,
+                          init=str(init), trainable=["prior_share_embed."])
+    trained = load_file(str(train(run).export_path))
+    before = load_file(str(init))
+    changed = {k for k in before if not torch.equal(before[k], trained[k])}
+    assert changed and all(k.startswith("prior_share_embed.") for k in changed), sorted(changed)[:5]
+    with pytest.raises(ValueError, match="names no parameter"):
+        train(tiny_run_config(cache, tmp_path / "bad", model_overrides=overrides, max_steps=1, init=str(init),
+                              trainable=["no_such_module."]))
+
+
 def test_training_starts_from_an_sd21_single_file(cache, tmp_path):
     """train.init = an SD2.1-format file (ComfyUI's own U-Net class at the tiny size, random weights)."""
     from safetensors.torch import save_file

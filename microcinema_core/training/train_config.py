@@ -93,6 +93,8 @@ class TrainConfig:
     lr: float = 2e-5                    # new layers: temporal (both branches), SPADE, injection (optim.py)
     spatial_lr_scale: float = 0.1       # SD2.1-initialised spatial layers, AppearNet's too: 10x smaller
     embedding_lr_scale: float = 1.0     # the prior-share embedding's layers at lr x this (not in the paper; optim.py)
+    trainable: tuple = ()               # module-name prefixes that learn, the rest frozen (e.g. ("prior_share_embed.",));
+                                        # empty: every layer (not in the paper: a gamma pilot that cannot forget)
     weight_decay: float = 0.01
     adam_betas: tuple = (0.9, 0.999)
     adam_eps: float = 1e-8
@@ -123,6 +125,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self.adam_betas = tuple(self.adam_betas)
+        self.trainable = tuple(self.trainable)
         for name, allowed in (("kind", ("base", "tsr")), ("preset", ("full", "tiny")),
                               ("precision", ("auto", "bf16", "fp32")), ("parallel", ("ddp", "fsdp")),
                               ("lr_schedule", ("constant", "cosine")),

@@ -114,6 +114,16 @@ def add_embedding(model: MicroCinemaModel, flag: str) -> MicroCinemaModel:
     return grown
 
 
+def freeze_all_but(model: MicroCinemaModel, prefixes: tuple) -> None:
+    """Only parameters whose names start with one of ``prefixes`` learn (``train.trainable``)."""
+    names = [n for n, p in model.named_parameters() if n.startswith(prefixes)]
+    if not names:
+        raise ValueError(f"train.trainable {list(prefixes)} names no parameter of this model (its modules: "
+                         f"{sorted({n.split('.')[0] for n, _ in model.named_parameters()})})")
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.startswith(prefixes))
+
+
 @torch.no_grad()
 def wake_zero_layers(model: MicroCinemaModel, scale: float = 0.1) -> None:
     """Give every zero-initialised weight (injection zero convs, SPADE, temporal output layers) 0.1x PyTorch's
@@ -171,6 +181,8 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing(True)
     model.train()
+    if cfg.trainable:
+        freeze_all_but(model, cfg.trainable)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
     if ema is not None and cfg.parallel == "fsdp":
         raise ValueError("train.ema_decay with train.parallel='fsdp' is not supported; use ddp or no EMA")
