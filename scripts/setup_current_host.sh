@@ -12,8 +12,15 @@ TAG="${3:-v0.28.2}"
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 mkdir -p "$DEST"
 # the two tokenizer files over 4 MiB that only HunyuanVideo / Qwen text encoders read are absent from the mirror
-git --git-dir="$MIRROR" archive "$TAG" -- . ':(exclude)comfy/text_encoders/llama_tokenizer/tokenizer.json' \
-    ':(exclude)comfy/text_encoders/qwen35_tokenizer/vocab.json' | tar -x -C "$DEST"
+# (git archive reads every blob of the tree even where a pathspec leaves it out: a tree without them is written
+# from a scratch index first)
+INDEX="$(mktemp -u)"
+GIT_INDEX_FILE="$INDEX" git --git-dir="$MIRROR" read-tree "$TAG"
+GIT_INDEX_FILE="$INDEX" git --git-dir="$MIRROR" rm -q --cached --ignore-unmatch \
+    comfy/text_encoders/llama_tokenizer/tokenizer.json comfy/text_encoders/qwen35_tokenizer/vocab.json
+TREE="$(GIT_INDEX_FILE="$INDEX" git --git-dir="$MIRROR" write-tree)"
+rm -f "$INDEX"
+git --git-dir="$MIRROR" archive "$TREE" | tar -x -C "$DEST"
 PY="$DEST/.venv/bin/python"
 [ -x "$PY" ] || python3 -m venv "$DEST/.venv"
 CONSTRAINTS="$(mktemp)"
