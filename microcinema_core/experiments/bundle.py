@@ -30,7 +30,7 @@ import torch
 from ..atomic import atomic_path, atomic_write
 from ..hardware import cpu_bf16_flags, default_device, training_precision
 from ..training.caching import REVERSED_TEXT
-from .toy_files import FILES, TOY_SIZE
+from .toy_files import FILES
 
 TOY_MODEL = dict(model_channels=32, channel_mult=[1, 2, 4], attention_levels=[1, 2], num_res_blocks=1,
                  num_head_channels=32, context_dim=384, injection="add_encdec_spade")
@@ -142,8 +142,9 @@ class Profile:
 # in fp32 validated at 67.6 / 66.7 %, the two bf16 lineages at 84.3 / 84.3 % (docs/model_cards.md, "bf16 from
 # scratch"). Wall time: on a 2-core AVX512-BF16 EPYC bf16 costs what fp32 does per step; on a 2-core AMX Xeon bf16
 # is ~1.3x slower than fp32 (the fp32 command took 2 h 35 min there); on an AVX2-only CPU fp32 runs ~2x slower
+LINEAGE_SIZE = 64   # the cpu profile's size: the 64-px lineage the 128-px stages start from
 _CPU = Profile(vae_steps=300, vae_batch=8, base_clips=1500, base_steps=2400, base_batch=16, tsr_clips=600,
-               tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=TOY_SIZE, offset_noise=0.5,
+               tsr_steps=1500, tsr_batch=16, lr=5e-4, save_every=400, workers=0, size=LINEAGE_SIZE, offset_noise=0.5,
                refine_steps=6000, motion_steps=3000, static_steps=3000, precision="auto")
 
 _TRIMMED = replace(_CPU, refine_steps=4000, motion_steps=1000, static_steps=1000)   # profile cpu_trimmed
