@@ -8,7 +8,7 @@ of that phase with ``--high-noise-fraction`` of the clips from ``--high-noise-fr
 settings, run folder of its own, resumable), then exports the EMA weights; judge it with
 ``bench/prior_response.py`` (the first prediction's motion energy against the share) and the probe's flow.
 
-    .venv/bin/python bench/gamma_pilot.py --run runs/b128 --init runs_kept/b128_base_gamma/microcinema_toy_base.safetensors \
+    .venv/bin/python bench/gamma_pilot.py --run runs/b128 --init models/microcinema/microcinema_toy_base.safetensors \
         --out runs/b128/pilot_high_noise --steps 300 --high-noise-fraction 1.0 --high-noise-from 950
 """
 from __future__ import annotations

@@ -158,7 +158,7 @@ def partial_vs_full(pack, folder: Path, weight_dtype: str = "default", patches: 
 
 
 def toy_fp8(pack) -> dict:
-    """The shipped (learned) toy base model, 9 frames 64 px, 10 euler steps, CFG 5: fp8 / fp16 weights vs fp32.
+    """The shipped (learned) toy base model, 9 frames of an 8x8 latent (64 px), 10 euler steps, CFG 5: fp8 / fp16 weights vs fp32.
 
     Random keyframe latent and text context (the difference is the point, not the video). ``--toy`` only.
     """

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from microcinema_core.experiments.toy_files import TOY_SIZE
 from scripts.browser import ComfyBrowser, browser_unavailable_reason
 from scripts.comfy_host import output_files
 from workflow_assets import as_test_prompt
@@ -143,9 +144,9 @@ def test_toy_workflow_run_from_the_ui_plays_its_video_preview(mc_models, ui, tmp
                               arg=item["filename"], timeout=60_000)
     state = ui.page.evaluate(_PLAY_VIDEO, item["filename"])
     assert state is not None and state["visible"], state
-    # 33 frames at 8 fps (9 keyframe-model frames, one TSR pass x4); the toy's 64 x 64 px
+    # 33 frames at 8 fps (9 keyframe-model frames, one TSR pass x4); the toy's TOY_SIZE px square
     assert state["duration"] == pytest.approx(33 / 8, abs=0.2), state
-    assert (state["width"], state["height"]) == (64, 64), state
+    assert (state["width"], state["height"]) == (TOY_SIZE, TOY_SIZE), state
     assert state["readyState"] >= 2 and not state["paused"] and state["played"] > 0.5, state
 
     shot = ui.screenshot(tmp_path / "toy_preview_playing.png", fit=False)

@@ -802,7 +802,7 @@ def _start_from(text: str) -> tuple:
     file, _, steps = rest.rpartition("@")
     if not (phase and file and steps.isdigit()):
         raise SystemExit(f"--start-from {text!r}: write PHASE=FILE@STEPS, e.g. "
-                         "base_gamma=runs_kept/b128_base_gamma/microcinema_toy_base.safetensors@1000")
+                         "base_gamma=models/microcinema/microcinema_toy_base.safetensors@1000")
     return phase, (Path(file), int(steps))
 
 

@@ -7,4 +7,4 @@ The bundle writes these files (``bundle.py``), ``workflows/definitions.py`` name
 FILES = {"vae": "microcinema_toy_vae.safetensors", "base": "microcinema_toy_base.safetensors",
          "tsr": "microcinema_toy_tsr.safetensors"}
 MODEL_FOLDERS = {"vae": "vae", "base": "microcinema", "tsr": "microcinema"}   # subfolders of a ComfyUI models folder
-TOY_SIZE = 64   # pixels: the shipped toy models' training resolution (the bundle's cpu profile; microcinema.resolution)
+TOY_SIZE = 128   # pixels: the shipped toy models' training resolution (the bundle's cpu128 profile; microcinema.resolution)
