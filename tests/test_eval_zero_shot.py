@@ -14,6 +14,7 @@ import pytest
 from microcinema_core.comfy_http import workflow as comfy_workflow
 from microcinema_core.eval import external, zero_shot
 from microcinema_core.eval.prompts import UCF101_CLASSES, caption_prompts, class_prompt, ucf101_prompts
+from microcinema_core.experiments.toy_files import TOY_SIZE
 
 REPO = Path(__file__).resolve().parent.parent
 API = REPO / "workflows" / "api"      # the API-format files (formerly directly in workflows/)
@@ -135,7 +136,7 @@ def test_zero_shot_run_on_the_real_server_resumes_and_reports(mc_host, tmp_path,
     assert "1/1" in capsys.readouterr().err                       # the progress bar
     for clip in report["clips"]:
         m = clip["measures"]
-        assert m["frames"] == 33 and m["height"] == m["width"] == 64       # 9 frames, one TSR pass
+        assert m["frames"] == 33 and m["height"] == m["width"] == TOY_SIZE       # 9 frames, one TSR pass
         assert 0 < m["warp_error"] < 0.5 and -1 <= m["mobilenet_keyframe_similarity"] <= 1
         assert np.isfinite(m["centre_psnr_vs_keyframe"]) and m["motion_class"]
         assert (out / "clips" / clip["files"]["keyframe"]).is_file()

@@ -25,8 +25,9 @@ def test_rows_train_from_scratch_measure_and_report(smoke_bundle, tmp_path, monk
     monkeypatch.setattr(ablations, "STEPS", 2)
     monkeypatch.setattr(ablations, "FEW_STEPS", (1, 3))
     out, report = tmp_path / "abl", tmp_path / "report"
+    # no shipped base as a yardstick: the shipped files are 128 px like the smoke rows, and measuring them is slow
     argv = ["--bundle", str(smoke_bundle), "--out", str(out), "--budget", "smoke", "--rows", "concat,add_encdec_spade",
-            "--skip-tsr"]
+            "--skip-tsr", "--shipped-base", ""]
     assert ablations.main([*argv, "--report", str(report)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert list(results["rows"]) == ["concat", "add_encdec_spade"]
@@ -42,7 +43,7 @@ def test_rows_train_from_scratch_measure_and_report(smoke_bundle, tmp_path, monk
     assert [(s["steps"], s["lambda_at_sampling"]) for s in spade["few_steps"]] == [(1, 0.03), (1, 0.0), (3, 0.03), (3, 0.0)]
     assert json.loads((out / "plan.json").read_text())["sampling"]["few_steps"] == [1, 3]
     assert "gamma_sweep" not in results["rows"]["concat"]
-    refs = results["references"]          # yardsticks on the same cases; the shipped 64 px base is another size
+    refs = results["references"]          # yardsticks on the same cases (no shipped base: --shipped-base "")
     assert set(refs) == {"vae_roundtrip", "frozen_keyframe", "add_encdec_spade_seed_1"}
     assert refs["frozen_keyframe"]["mean_flow_px"] < 1e-3 and refs["frozen_keyframe"]["centre_psnr_db"] == pytest.approx(100)
     assert refs["vae_roundtrip"]["videos"] == ablations.BUDGETS["smoke"].videos
