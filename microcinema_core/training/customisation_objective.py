@@ -17,9 +17,9 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..diffusion.noise_prior import noised_latent, training_noise
+from ..diffusion.noise_prior import noised_latent
 from .data_order import sample_generator
-from .objective import PreparedBatch
+from .objective import PreparedBatch, draw_timestep_and_drop, per_sample_lambdas, prior_noise
 
 
 def prepare_customisation_batch(references: torch.Tensor, targets: torch.Tensor, text: torch.Tensor, *,
@@ -31,19 +31,14 @@ def prepare_customisation_batch(references: torch.Tensor, targets: torch.Tensor,
     B = references.shape[0]
     if targets.shape != references.shape:
         raise ValueError(f"references {tuple(references.shape)} and targets {tuple(targets.shape)} differ")
-    lams = [float(lam)] * B if isinstance(lam, (int, float)) else [float(v) for v in lam]
+    lams = per_sample_lambdas(lam, B)
     null = empty_text if empty_text is not None else torch.zeros_like(text[0])
     xs, ts, ctxs, targets_eps = [], [], [], []
     dropped = 0
     for b in range(B):
         g = sample_generator(seed, step, slots[b])
-        t = torch.randint(0, alphas_cumprod.numel(), (1,), generator=g)
-        if high_noise_fraction and bool(torch.rand((), generator=g) < high_noise_fraction):
-            t = torch.randint(high_noise_from, alphas_cumprod.numel(), (1,), generator=g)
-        drop = bool(torch.rand((), generator=g) < drop_rate)
-        eps = training_noise(references[b:b + 1], lams[b], generator=g)           # eq. 3, z^c := r
-        if offset_noise:
-            eps = eps + offset_noise * torch.randn(eps.shape[:2] + (1, 1), generator=g, dtype=eps.dtype)
+        t, drop = draw_timestep_and_drop(g, alphas_cumprod.numel(), drop_rate, high_noise_fraction, high_noise_from)
+        eps = prior_noise(references[b:b + 1], lams[b], g, offset_noise)           # eq. 3, z^c := r
         xs.append(noised_latent(targets[b:b + 1], eps, alphas_cumprod[t]))     # eq. 4
         ts.append(t)
         ctxs.append(null if drop else text[b])

@@ -88,15 +88,10 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
     xs, ts, ctxs, apps, targets = [], [], [], [], []
     dropped = 0
     null = empty_text if empty_text is not None else torch.zeros_like(text[0])
-    lams = [float(lam)] * B if isinstance(lam, (int, float)) else [float(v) for v in lam]
-    if len(lams) != B:
-        raise ValueError(f"{len(lams)} prior lambdas for a batch of {B} clips")
+    lams = per_sample_lambdas(lam, B)
     for b in range(B):
         g = sample_generator(seed, step, slots[b])
-        t = torch.randint(0, alphas_cumprod.numel(), (1,), generator=g)
-        if high_noise_fraction and bool(torch.rand((), generator=g) < high_noise_fraction):
-            t = torch.randint(high_noise_from, alphas_cumprod.numel(), (1,), generator=g)
-        drop = bool(torch.rand((), generator=g) < drop_rate)
+        t, drop = draw_timestep_and_drop(g, alphas_cumprod.numel(), drop_rate, high_noise_fraction, high_noise_from)
         z0 = latents[b]                                                  # [N, C, h, w]
         cond = condition_latents(kind, latents[b:b + 1], cond_idx)
         app = appearance_sequence(kind, cond, N)                        # [N, C, h, w]
@@ -104,9 +99,7 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
             z0 = app                                                     # the keyframe, every frame
         if appearance_transform is not None:
             app = appearance_transform(app, slots[b])
-        eps = training_noise(app, lams[b], generator=g)                 # eq. 3
-        if offset_noise:
-            eps = eps + offset_noise * torch.randn(eps.shape[:2] + (1, 1), generator=g, dtype=eps.dtype)
+        eps = prior_noise(app, lams[b], g, offset_noise)                 # eq. 3
         xs.append(noised_latent(z0, eps, alphas_cumprod[t].expand(N)))  # eq. 4
         ts.append(t)
         ctxs.append(null if drop else text[b])
@@ -119,6 +112,31 @@ def prepare_batch(latents: torch.Tensor, text: torch.Tensor, *, kind: str, cond_
         target=torch.cat(targets).to(device), num_frames=N, dropped=dropped,
         abar=alphas_cumprod[torch.cat(ts)].float().repeat_interleave(N).view(-1, 1, 1, 1).to(device),
     )
+
+
+def per_sample_lambdas(lam, count: int) -> list[float]:
+    """eq. 3's lambda for each of ``count`` samples: one number for all, or one per sample."""
+    lams = [float(lam)] * count if isinstance(lam, (int, float)) else [float(v) for v in lam]
+    if len(lams) != count:
+        raise ValueError(f"{len(lams)} prior lambdas for a batch of {count} clips")
+    return lams
+
+
+def draw_timestep_and_drop(g: torch.Generator, timesteps: int, drop_rate: float, high_noise_fraction: float,
+                           high_noise_from: int) -> tuple[torch.Tensor, bool]:
+    """One sample's ``t`` (from the high-noise end for ``high_noise_fraction`` of samples) and text-drop draw."""
+    t = torch.randint(0, timesteps, (1,), generator=g)
+    if high_noise_fraction and bool(torch.rand((), generator=g) < high_noise_fraction):
+        t = torch.randint(high_noise_from, timesteps, (1,), generator=g)
+    return t, bool(torch.rand((), generator=g) < drop_rate)
+
+
+def prior_noise(appearance: torch.Tensor, lam: float, g: torch.Generator, offset_noise: float = 0.0) -> torch.Tensor:
+    """Eq. 3's training noise around ``lam x appearance``, plus ``offset_noise`` x one Gaussian per frame and channel."""
+    eps = training_noise(appearance, lam, generator=g)
+    if offset_noise:
+        eps = eps + offset_noise * torch.randn(eps.shape[:2] + (1, 1), generator=g, dtype=eps.dtype)
+    return eps
 
 
 def prior_lambdas(lam: float, amplitudes: Sequence[float], coupling: float, gamma_at_one: float) -> list[float]:
