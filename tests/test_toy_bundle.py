@@ -352,7 +352,8 @@ def test_the_high_resolution_stages_follow_the_first_ones_and_install_their_file
     # the 64-px stages (recorded as done, as the first 128-px run took the shipped lineage), then the second VAE's, the 128-px base and the TSR (the 64-px TSR is left out)
     assert list(record["stages"]) == ["sources", "vae", "cache_base", "base", "base_refine", "base_motion",
                                       "base_static", "vae_hires_a", "vae_hires", "cache_base_hires", "base_hires",
-                                      "base_gamma", "cache_tsr_hires", "tsr_hires", "vae_hires_decoder"]
+                                      "base_gamma", "cache_tsr_hires", "tsr_hires", "vae_hires_decoder",
+                                      "cache_custom_pairs", "cache_unannotated", "custom"]
     stages = record["stages"]
     assert stages["vae_hires_a"]["init"] is None and stages["vae_hires"]["init"].endswith("vae_hires_a/vae_state.pt")
     assert stages["vae_hires"]["crop_px"] == profile.hires_size and "heldout_ssim" in stages["vae_hires"]
@@ -380,6 +381,15 @@ def test_the_high_resolution_stages_follow_the_first_ones_and_install_their_file
     assert base.config.resolution == profile.hires_size
     tsr = load_checkpoint(tmp_path / "models" / "microcinema" / bundle.FILES["tsr"], dtype="fp32")
     assert tsr.config.kind == "tsr" and tsr.config.resolution == profile.hires_size
+    # the subject-driven model (issue 36): from the shipped base, on its pairs and unannotated clips
+    assert stages["custom"]["init"] == str(out / "base_gamma" / bundle.FILES["base"])
+    assert stages["cache_custom_pairs"]["pairs"] == profile.custom_pairs
+    assert stages["cache_unannotated"]["clips"] == profile.custom_videos and not stages["cache_unannotated"]["captions_used"]
+    run_config = json.loads((out / "custom" / "run_config.json").read_text())["train"]
+    assert run_config["customisation_cache_dir"] == str(out / "cache_custom_pairs")
+    assert run_config["token_drop_rate"] == profile.custom_token_drop and run_config["motion_repeats"] == {}
+    custom = load_checkpoint(tmp_path / "models" / "microcinema" / bundle.FILES["custom"], dtype="fp32")
+    assert custom.config.appearance_input == "subject" and custom.config.resolution == profile.hires_size
 
 
 

@@ -135,6 +135,19 @@ class Profile:
     # ... with the prior-share embedding (models/prior_share_embedding.py): 500 steps of the coupling alone moved
     # the first prediction's motion energy by 6 % from one end of the lambdas to the other, as before the phase
     gamma_share_embedding: bool = True
+    # the subject-driven model (issue 36, docs/customisation.md), after every stage above: from the shipped base's
+    # export, customisation pairs (single frames, the subject reference into AppearNet) switched stochastically
+    # with image-to-video steps on a small set of unannotated clips (the empty prompt, image-token dropping);
+    # 0 steps: none
+    custom_steps: int = 0
+    custom_pairs: int = 3000
+    custom_videos: int = 256
+    custom_batch: int = 16
+    custom_probability: float = 0.5
+    custom_switch: str = "stochastic"
+    custom_token_drop: float = 0.5
+    custom_lr: float = 2.5e-4
+    custom_save_every: int = 250
 
 
 # 2 CPU cores (docs/model_cards.md): the shipped files' run, 64x64 px. The base and TSR networks train in bf16
@@ -211,6 +224,9 @@ PROFILES["smoke128"] = replace(PROFILES["smoke"], hires_size=64, hires_vae_steps
                             hires_vae_fine_steps=1, hires_vae_fine_batch=2, hires_clips=6, hires_steps=1, hires_batch=2,
                             hires_save_every=1, hires_tsr_clips=4, hires_tsr_steps=1, gamma_steps=1,
                             hires_vae_decoder_steps=1)
+PROFILES["cpu128"] = _CPU128 = replace(_CPU128, custom_steps=1500)
+PROFILES["smoke128"] = replace(PROFILES["smoke128"], custom_steps=2, custom_pairs=4, custom_videos=3, custom_batch=2,
+                               custom_save_every=1)
 HIRES_VAE = ("vae_hires_a", "vae_hires")   # the second VAE's two phases (folders and stage names)
 VAE_DECODER = "vae_hires_decoder"           # its decoder-only phase (folder and stage name)
 
@@ -334,6 +350,38 @@ def _gamma_run(run, profile: Profile, out: Path, seed: int):
     return run
 
 
+CUSTOM_CACHES = ("cache_custom_pairs", "cache_unannotated")   # the subject-driven model's two caches (folders)
+
+
+def custom_run(profile: Profile, out: Path, seed: int, device: str, name: str = "custom", **overrides):
+    """The subject-driven model's run (``Profile.custom_*``, docs/customisation.md): the shipped base's last phase
+    settings, from its export, in customisation mode on the two caches; ``name``: its folder; ``overrides``:
+    ``train`` fields (the ablation's variants)."""
+    run = model_run("base", profile, out, seed, device, hires=bool(profile.hires_steps),
+                    gamma=bool(profile.gamma_steps))
+    t = run.train
+    t.init = str(shipped_model_path(out, "base", profile))
+    t.output_dir = str(out / name)
+    t.cache_dir = str(out / CUSTOM_CACHES[1])
+    t.customisation_cache_dir = str(out / CUSTOM_CACHES[0])
+    t.max_steps = profile.custom_steps
+    t.batch_size = profile.custom_batch
+    t.save_every = profile.custom_save_every
+    t.lr = profile.custom_lr
+    t.seed = seed + 5
+    t.customisation_probability = profile.custom_probability
+    t.objective_switch = profile.custom_switch
+    t.token_drop_rate = profile.custom_token_drop
+    t.reverse_rate = 0.0            # unannotated clips: no caption to reverse ...
+    t.motion_repeats = {}           # ... and no motion label to draw some clips more often by
+    t.export_name = FILES["custom"]
+    for key, value in overrides.items():
+        if not hasattr(t, key):
+            raise ValueError(f"{key!r} is not a train setting")
+        setattr(t, key, value)
+    return run
+
+
 def _final_base_settings(run, profile: Profile) -> None:
     """The last base phase's settings (not in the paper, docs/model_cards.md), applied to a run from scratch."""
     run.train.high_noise_fraction = profile.refine_fraction
@@ -368,7 +416,7 @@ def phase_steps(profile: Profile, phase: str) -> int:
     """The steps of a network phase (a stage that trains a base or TSR network) in ``profile``."""
     steps = {"base": profile.base_steps, "base_refine": profile.refine_steps, "base_motion": profile.motion_steps,
              "base_static": profile.static_steps, "tsr": profile.tsr_steps, "base_hires": profile.hires_steps,
-             "base_gamma": profile.gamma_steps, "tsr_hires": profile.hires_tsr_steps}
+             "base_gamma": profile.gamma_steps, "tsr_hires": profile.hires_tsr_steps, "custom": profile.custom_steps}
     if phase not in steps:
         raise ValueError(f"{phase!r} is not a network phase; use one of {', '.join(steps)}")
     return steps[phase]
@@ -535,13 +583,56 @@ class Bundle:
         bar.close()
         return {"clips": count, "size": world.size, "amplitude_octaves": world.amplitude_octaves}
 
+    def build_custom_caches(self, which: str) -> dict:
+        """The subject-driven model's caches on the high-resolution VAE: ``"pairs"`` (toy customisation pairs of the
+        training subjects and scenes) or ``"videos"`` (the small unannotated set; its captions are never read)."""
+        from ..toyworld.customisation import CustomisationSet
+        from ..toyworld.unannotated import UnannotatedToyVideos
+        from ..training.customisation_cache import build_pair_cache
+        from .encoding import ToyFrozenEncoder
+        from tqdm.auto import tqdm
+
+        p = self.profile
+        size = p.hires_size if p.hires_steps else p.size
+        vae = self.vae(hires=bool(p.hires_steps))
+        if which == "videos":
+            videos = UnannotatedToyVideos(self.sources(), "train", p.custom_videos, seed=self.seed + 7, size=size,
+                                          amplitude_octaves=p.amplitude_octaves if p.hires_steps else 0.0)
+            info = self._encode_cache(videos.world, len(videos), self.out / CUSTOM_CACHES[1],
+                                      vae, "unannotated videos")
+            return {**info, "captions_used": False}
+        target = self.out / CUSTOM_CACHES[0]
+        if target.exists():   # an interrupted cache is rebuilt whole (it has no manifest yet)
+            import shutil
+
+            shutil.rmtree(target)
+        pairs = CustomisationSet(self.sources(), "train", seed=self.seed + 8, size=size)
+        bar = tqdm(total=p.custom_pairs, desc="customisation pairs", unit="pair", dynamic_ncols=True)
+
+        def each():
+            for index in range(p.custom_pairs):
+                yield pairs.pair(index)
+                bar.update(1)
+
+        count = build_pair_cache(each(), ToyFrozenEncoder(vae, self.text(), self.device), target, size)
+        bar.close()
+        return {"pairs": count, "size": size}
+
+    def train_custom(self) -> dict:
+        """The subject-driven model (``custom_run``) with its probes: the image-to-video motion probe on keyframes
+        (what the switch must keep) at its last checkpoint."""
+        return self.train_model("base", run=custom_run(self.profile, self.out, self.seed, self.device))
+
     def train_model(self, kind: str, refine: bool = False, motion: bool = False, static: bool = False,
-                    hires: bool = False, gamma: bool = False) -> dict:
+                    hires: bool = False, gamma: bool = False, run=None) -> dict:
         from ..training.trainer import train
         from .probe import probe_base, probe_gamma, probe_text_reliance, probe_tsr
 
-        run = model_run(kind, self.profile, self.out, self.seed, self.device, refine=refine, motion=motion,
-                        static=static, hires=hires, gamma=gamma)
+        if run is None:
+            run = model_run(kind, self.profile, self.out, self.seed, self.device, refine=refine, motion=motion,
+                            static=static, hires=hires, gamma=gamma)
+        else:   # a ready run (the subject-driven model) on the last VAE
+            hires = bool(self.profile.hires_steps)
         vae = self.vae(hires=hires)
         if run.train.reverse_rate and not (Path(run.train.cache_dir) / REVERSED_TEXT).exists():
             from .reversal import add_reversed_text
@@ -676,9 +767,13 @@ class Bundle:
                        ("tsr_hires", lambda: self.train_model("tsr", hires=True))]
         if p.hires_vae_steps and p.hires_vae_decoder_steps:
             stages += [(VAE_DECODER, lambda: self.train_hires_vae(2))]
+        if p.custom_steps:
+            stages += [(CUSTOM_CACHES[0], lambda: self.build_custom_caches("pairs")),
+                       (CUSTOM_CACHES[1], lambda: self.build_custom_caches("videos")),
+                       ("custom", self.train_custom)]
         return stages
 
-    def install(self, target: Path, kinds=("vae", "base", "tsr")) -> dict:
+    def install(self, target: Path, kinds=("vae", "base", "tsr", "custom")) -> dict:
         """fp16 copies of the trained files (``kinds``) into ``target`` (the pack's ``models`` folder layout)."""
         from ..weights.checkpoint import load_checkpoint, save_checkpoint
 
@@ -692,8 +787,11 @@ class Bundle:
                       HIRES_VAE[1] if p.hires_vae_steps else "vae")
             _install_vae(self.out / folder / "vae.safetensors", vae_path)
             written["vae"] = vae_path
-        for kind in (k for k in ("base", "tsr") if k in kinds):
-            source = shipped_model_path(self.out, kind, self.profile)
+        for kind in (k for k in ("base", "tsr", "custom") if k in kinds):
+            if kind == "custom" and not self.profile.custom_steps:
+                continue
+            source = (self.out / "custom" / FILES["custom"] if kind == "custom" else
+                      shipped_model_path(self.out, kind, self.profile))
             model = load_checkpoint(source, dtype="fp32")
             path = target / "microcinema" / FILES[kind]
             from safetensors import safe_open
@@ -820,7 +918,7 @@ def _retrain(args) -> int:
         bundle.use_vae(Path(args.vae))
     bundle.run(args.stop_after, only=args.only)
     if args.install and args.stop_after is None:
-        kinds = ("tsr",) if args.only == "tsr" else ("vae", "base", "tsr")
+        kinds = ("tsr",) if args.only == "tsr" else ("vae", "base", "tsr", "custom")
         print(json.dumps(bundle.install(Path(args.install), kinds), indent=1))
     return 0
 

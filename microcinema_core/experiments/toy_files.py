@@ -1,10 +1,11 @@
-"""The toy bundle's products in one place: its three file names, the ComfyUI model folder each goes in, and the
+"""The toy bundle's products in one place: its file names, the ComfyUI model folder each goes in, and the
 size (px) the shipped files are trained at.
 
 The bundle writes these files (``bundle.py``), ``workflows/definitions.py`` names them in the toy workflow, and
 ``scripts/toy_standins.py`` writes random-weight stand-ins under the same names. No imports: cheap to read.
 """
 FILES = {"vae": "microcinema_toy_vae.safetensors", "base": "microcinema_toy_base.safetensors",
-         "tsr": "microcinema_toy_tsr.safetensors"}
-MODEL_FOLDERS = {"vae": "vae", "base": "microcinema", "tsr": "microcinema"}   # subfolders of a ComfyUI models folder
+         "tsr": "microcinema_toy_tsr.safetensors",
+         "custom": "microcinema_toy_custom.safetensors"}   # the subject-driven base (issue 36, docs/customisation.md)
+MODEL_FOLDERS = {"vae": "vae", "base": "microcinema", "tsr": "microcinema", "custom": "microcinema"}   # subfolders of a ComfyUI models folder
 TOY_SIZE = 128   # pixels: the shipped toy models' training resolution (the bundle's cpu128 profile; microcinema.resolution)
