@@ -53,26 +53,27 @@ def fit_image(images: torch.Tensor, width: int, height: int, input_name: str = "
     return pixels.movedim(1, -1)
 
 
-def encode_keyframe(vae, keyframe: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """The raw VAE latent ``[1,4,h,w]`` of one keyframe IMAGE."""
+def encode_keyframe(vae, keyframe: torch.Tensor, width: int, height: int,
+                    input_name: str = "keyframe") -> torch.Tensor:
+    """The raw VAE latent ``[1,4,h,w]`` of one keyframe IMAGE (``input_name``: the input the errors name)."""
     if keyframe.ndim == 4 and keyframe.shape[0] != 1:
         raise MicroCinemaInputError(
-            f"'keyframe' is a batch of {keyframe.shape[0]} images; MicroCinema animates one keyframe per video: "
+            f"'{input_name}' is a batch of {keyframe.shape[0]} images; MicroCinema animates one keyframe per video: "
             "pick one with 'ImageFromBatch' (or queue one prompt per keyframe)")
     check_vae_family(vae)
     seen = nonfinite_summary(keyframe)
     if seen is not None:
         raise MicroCinemaInputError(
-            f"'keyframe' has {seen}: the node feeding 'keyframe' produced them (e.g. a VAE Decode of a NaN latent, "
-            "or an fp16 VAE that overflowed: start ComfyUI with --fp32-vae or --bf16-vae)")
-    latent = vae.encode(fit_image(keyframe, width, height))
+            f"'{input_name}' has {seen}: the node feeding '{input_name}' produced them (e.g. a VAE Decode of a NaN "
+            "latent, or an fp16 VAE that overflowed: start ComfyUI with --fp32-vae or --bf16-vae)")
+    latent = vae.encode(fit_image(keyframe, width, height, input_name))
     if latent.shape[1] != 4:
         raise MicroCinemaInputError(
             f"'vae' makes {latent.shape[1]}-channel latents; MicroCinema needs a 4-channel one: {VAE_FIX}")
     seen = nonfinite_summary(latent)
     if seen is not None:  # finite pixels in, NaN out: the VAE itself
         raise MicroCinemaInputError(
-            f"the 'vae' encoded the (finite) keyframe to a latent with {seen}: the VAE overflowed (fp16: start "
+            f"the 'vae' encoded the (finite) {input_name} to a latent with {seen}: the VAE overflowed (fp16: start "
             "ComfyUI with --fp32-vae or --bf16-vae) or its weights are broken (a file that does not match its "
             "loader).")
     return latent.float().cpu()

@@ -46,6 +46,9 @@ from ...microcinema_core.nn.attention import set_attention_backend
 # Keys this pack adds to ComfyUI conditioning dicts (they reach ``extra_conds`` as keyword arguments).
 KEYFRAME_KEY = "microcinema_keyframe"  # raw VAE latent: [B,4,h,w] (base) or [B,2,4,h,w] (TSR first/last)
 APPEARANCE_KEY = "microcinema_appearance"  # the model input built from it, [rows,4,h,w]
+# what the latent of KEYFRAME_KEY is: "keyframe" (Keyframe Conditioning, TSR) or "subject" (Subject Conditioning, a
+# subject reference); absent = "keyframe". Checked against the model's config.appearance_input when sampling.
+APPEARANCE_SOURCE_KEY = "microcinema_appearance_source"
 
 
 class MicroCinemaModelConfig(comfy.supported_models_base.BASE):
@@ -110,7 +113,8 @@ class DiffusionModelAdapter(torch.nn.Module):
         if appearance is None:
             raise MicroCinemaInputError(
                 "the MicroCinema model got no keyframe: route BOTH positive and negative through "
-                "'MicroCinema Keyframe Conditioning' (or use 'MicroCinema TSR Interpolate' for TSR models)")
+                "'MicroCinema Keyframe Conditioning' ('MicroCinema Subject Conditioning' for a subject-driven model; "
+                "use 'MicroCinema TSR Interpolate' for TSR models)")
         if context is None:
             raise MicroCinemaInputError("the MicroCinema model got no text conditioning (CLIP Text Encode)")
         num_frames = int(extra.get("num_video_frames") or x.shape[0])
@@ -143,11 +147,32 @@ class MicroCinemaComfyModel(comfy.model_base.BaseModel):
         keyframe = kwargs.get(KEYFRAME_KEY)
         noise = kwargs["noise"]
         if keyframe is not None:
+            check_appearance_source(self.mc_config, kwargs.get(APPEARANCE_SOURCE_KEY, "keyframe"))
             reference = self.process_latent_in(keyframe.to(device=noise.device, dtype=torch.float32))
             appearance, frames = appearance_for_batch(self.mc_config.kind, reference, noise.shape)
             out[APPEARANCE_KEY] = comfy.conds.CONDNoiseShape(appearance)
             out["num_video_frames"] = comfy.conds.CONDConstant(frames)
         return out
+
+
+def check_appearance_source(config: MicroCinemaConfig, source: str) -> None:
+    """Refuse a keyframe given to a subject-driven model, or a subject reference to an image-to-video model: each
+    model was trained on one kind of picture in AppearNet (docs/customisation.md)."""
+    wanted = getattr(config, "appearance_input", "keyframe")
+    if config.kind != "base" or source == wanted:
+        return
+    if source == "subject":
+        raise MicroCinemaInputError(
+            "the conditioning comes from 'MicroCinema Subject Conditioning', but the model is an image-to-video "
+            "model (it animates a keyframe; its config says appearance_input 'keyframe'): load a subject-driven "
+            "(customisation) model, e.g. microcinema_toy_custom.safetensors, in 'Load MicroCinema Model'. To animate "
+            "the prepared reference as a keyframe instead, connect Subject Conditioning's 'reference' output to "
+            "'MicroCinema Keyframe Conditioning'.")
+    raise MicroCinemaInputError(
+        f"the model is a subject-driven (customisation) model (appearance_input {wanted!r}): it takes a subject "
+        "reference, not a keyframe. Connect positive and negative from 'MicroCinema Subject Conditioning' instead "
+        "of 'MicroCinema Keyframe Conditioning', or load an image-to-video model (e.g. "
+        "microcinema_toy_base.safetensors) to animate a keyframe.")
 
 
 def appearance_for_batch(kind: str, reference: torch.Tensor, noise_shape) -> tuple[torch.Tensor, int]:

@@ -16,7 +16,8 @@ import torch
 
 from ...microcinema_core.diffusion.noise_prior import prior_mean
 from ...microcinema_core.errors import MicroCinemaInputError
-from .comfy_model import KEYFRAME_KEY, appearance_for_batch, model_object, microcinema_config_of
+from .comfy_model import (APPEARANCE_SOURCE_KEY, KEYFRAME_KEY, appearance_for_batch, model_object,
+                          microcinema_config_of)
 
 PRIOR_ATTRIBUTE = "microcinema_prior"  # set on the patched model_sampling: (lam, gamma) for inspection
 
@@ -72,9 +73,12 @@ def keyframe_from_conditioning(conditioning, input_name: str = "positive") -> to
         if KEYFRAME_KEY in options:
             return options[KEYFRAME_KEY]
     raise MicroCinemaInputError(
-        f"'{input_name}' carries no MicroCinema keyframe: connect it from 'MicroCinema Keyframe Conditioning'")
+        f"'{input_name}' carries no MicroCinema keyframe: connect it from 'MicroCinema Keyframe Conditioning' "
+        "(or, for a subject-driven model, 'MicroCinema Subject Conditioning')")
 
 
-def with_keyframe(conditioning, keyframe_latent: torch.Tensor):
-    """A copy of a CONDITIONING list with the keyframe latent attached to every entry."""
-    return [[tensor, {**options, KEYFRAME_KEY: keyframe_latent}] for tensor, options in conditioning]
+def with_keyframe(conditioning, keyframe_latent: torch.Tensor, source: str = "keyframe"):
+    """A copy of a CONDITIONING list with the keyframe latent attached to every entry; ``source``: what the latent
+    is, "keyframe" or "subject" (a subject reference, checked against the model when sampling)."""
+    return [[tensor, {**options, KEYFRAME_KEY: keyframe_latent, APPEARANCE_SOURCE_KEY: source}]
+            for tensor, options in conditioning]
