@@ -18,7 +18,8 @@ from scripts.comfy_host import ComfyHost  # noqa: E402
 
 # Node classes that must be registered once the pack has loaded.
 EXPECTED_NODES = ("MicroCinemaSaveVideo", "MicroCinemaModelLoader", "MicroCinemaTSRModelLoader",
-                  "MicroCinemaInflateSD21", "MicroCinemaKeyframeConditioning", "MicroCinemaNoisePrior",
+                  "MicroCinemaInflateSD21", "MicroCinemaKeyframeConditioning", "MicroCinemaSubjectConditioning",
+                  "MicroCinemaNoisePrior",
                   "MicroCinemaNoisePriorFromLatent", "MicroCinemaAppearanceNoisePrior", "MicroCinemaSampler",
                   "MicroCinemaTSRInterpolateLatent", "MicroCinemaTSRInterpolateImages", "MicroCinemaTSRInterpolate",
                   "MicroCinemaPriorAncestralSampler",
