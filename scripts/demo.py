@@ -29,15 +29,17 @@ import time
 from pathlib import Path
 
 from scripts.comfy_host import ComfyHost, describe_comfyui, execution_error, output_files
-from scripts.toy_standins import PACK_MODELS, shipped_toy_files_present, toy_paths, write_toy_standins
+from scripts.toy_standins import (IMAGE_TO_VIDEO, PACK_MODELS, TOY_FILES, shipped_custom_file_present,
+                                  shipped_toy_files_present, toy_paths, write_toy_standins)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKFLOW = "toy_image_to_video"
 # stand-ins get their own names, so they can never be confused with the shipped files of the same format
 SMOKE_NAMES = {"vae": "smoke_toy_vae.safetensors", "base": "smoke_toy_base.safetensors",
-               "tsr": "smoke_toy_tsr.safetensors"}
+               "tsr": "smoke_toy_tsr.safetensors", "custom": "smoke_toy_custom.safetensors"}
 LOADER_INPUTS = {"vae": ("VAELoader", "vae_name"), "base": ("MicroCinemaModelLoader", "ckpt_name"),
-                 "tsr": ("MicroCinemaTSRModelLoader", "ckpt_name")}
+                 "tsr": ("MicroCinemaTSRModelLoader", "ckpt_name"), "custom": ("MicroCinemaModelLoader", "ckpt_name")}
+SUBJECT_WORKFLOW = "toy_subject_to_video"   # runs on the subject-driven model ("custom"), not the base
 
 
 class PeakMemory:
@@ -133,12 +135,16 @@ def follow_progress(listener, prompt_id: str, prompt: dict, timeout: float = 360
 
 
 def use_files(prompt: dict, names: dict) -> dict:
-    """Point the VAE / base / TSR loaders of an API prompt at other file names."""
-    for key, name in names.items():
-        class_type, input_name = LOADER_INPUTS[key]
-        for node in prompt.values():
-            if node["class_type"] == class_type:
-                node["inputs"][input_name] = name
+    """Point the VAE / base / TSR / custom loaders of an API prompt at other file names (the base and the custom
+    model share a loader: one that names the shipped custom file gets the custom name, any other the base's)."""
+    for node in prompt.values():
+        keys = [key for key in names if LOADER_INPUTS[key][0] == node["class_type"]]
+        if not keys:
+            continue
+        input_name = LOADER_INPUTS[keys[0]][1]
+        current = node["inputs"].get(input_name)
+        key = next((k for k in keys if TOY_FILES[k][1] == current), keys[0])
+        node["inputs"][input_name] = names[key]
     return prompt
 
 
@@ -160,8 +166,15 @@ def main(argv=None) -> int:
         for node in prompt.values():
             if node["class_type"] in ("KSampler", "MicroCinemaSampler"):
                 node["inputs"]["seed"] = args.seed
+    if args.workflow == SUBJECT_WORKFLOW and not (args.smoke or args.models) and not shipped_custom_file_present():
+        custom = toy_paths(PACK_MODELS, ("custom",))["custom"].relative_to(REPO)
+        print(f"the subject-driven toy model is missing ({custom}): the bundle command trains it "
+              "(docs/customisation.md); until then run this workflow with --smoke (random-weight stand-ins)",
+              file=sys.stderr)
+        return 2
     if args.workflow == DEFAULT_WORKFLOW and not (args.smoke or args.models) and not shipped_toy_files_present():
-        missing = [str(p.relative_to(REPO)) for p in toy_paths(PACK_MODELS).values() if not p.is_file()]
+        missing = [str(p.relative_to(REPO)) for p in toy_paths(PACK_MODELS, IMAGE_TO_VIDEO).values()
+                   if not p.is_file()]
         print(f"the embedded toy bundle is missing ({', '.join(missing)}): train it with "
               "`python -m microcinema_core.experiments.bundle --out runs/toy --install models`, "
               "or run `bash scripts/demo.sh --smoke` (random-weight stand-ins)", file=sys.stderr)
@@ -212,8 +225,9 @@ def main(argv=None) -> int:
     if not written:
         print("the workflow wrote no file", file=sys.stderr)
         return 1
-    for video in written:
-        print(f"video:         {video} ({video.stat().st_size} bytes)")
+    for video in written:   # the video, and any preview the workflow shows (the subject workflow's reference)
+        label = "video:" if video.suffix.lower() in (".mp4", ".webm", ".webp", ".gif") else "preview:"
+        print(f"{label:<14} {video} ({video.stat().st_size} bytes)")
         if video.suffix.lower() == ".mp4":
             count, sheet = contact_sheet(video, video.with_name(video.stem.rstrip("_") + "_contact_sheet.png"))
             print(f"contact sheet: {sheet} ({count} frames)")

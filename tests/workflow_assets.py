@@ -14,7 +14,8 @@ What is real and what is substituted (so the host tests stay honest):
 * Sizes: 64x64 px and 2 sampling steps instead of 320x320 and 50; frame counts, fps, CFG, gamma unchanged.
 * The toy workflow runs on the files the pack ships (``models/`` of the pack, which the pack adds to ComfyUI's
   folders) and its own keyframe; only while the trained toy bundle is not in ``models/`` yet, random-weight
-  stand-ins of the same format and names (``scripts/toy_standins.py``) go into the host's models folder.
+  stand-ins of the same format and names (``scripts/toy_standins.py``) go into the host's models folder. The same
+  for the subject-driven toy model (the subject workflow), on its own: it ships later than the other three.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ import numpy as np
 import torch
 
 from pack_inprocess import write_tiny_checkpoint
-from scripts.toy_standins import shipped_toy_files_present, write_toy_standins
+from scripts.toy_standins import (CUSTOM, IMAGE_TO_VIDEO, shipped_custom_file_present, shipped_toy_files_present,
+                                  write_toy_standins)
 from workflows import definitions as wf
 
 TEST_SIZE = 64
@@ -92,7 +94,9 @@ def install_test_models(models_dir: Path, input_dir: Path) -> None:
     write_vae(models_dir / "vae" / wf.VAE)
     write_keyframe(input_dir / wf.KEYFRAME_IMAGE)
     if not shipped_toy_files_present():
-        write_toy_standins(models_dir)
+        write_toy_standins(models_dir, kinds=IMAGE_TO_VIDEO)
+    if not shipped_custom_file_present():   # the subject-driven model ships later than the other three
+        write_toy_standins(models_dir, kinds=(CUSTOM,))
 
 
 def _reachable(prompt: dict, roots) -> set:
@@ -115,6 +119,7 @@ def as_test_prompt(prompt: dict, steps: int = TEST_STEPS, size: int = TEST_SIZE)
             source = inputs["keyframe"][0]
             if prompt[source]["class_type"] != "LoadImage":
                 prompt[source] = {"class_type": "LoadImage", "inputs": {"image": wf.KEYFRAME_IMAGE}}
+        if node["class_type"] in ("MicroCinemaKeyframeConditioning", "MicroCinemaSubjectConditioning"):
             inputs["width"] = inputs["height"] = size
         if node["class_type"] in ("MicroCinemaSampler", "KSampler", "MicroCinemaTSRInterpolate",
                                    "MicroCinemaTSRInterpolateLatent", "MicroCinemaTSRInterpolateImages"):
