@@ -13,6 +13,7 @@ browser (Workflow -> Browse Templates), with ``<name>.jpg`` beside it as the thu
 (``scripts/workflow_screenshots.py`` makes the thumbnails and the screenshots in ``docs/img/workflows/``).
 
     .venv/bin/python -m scripts.build_workflows        (from the repository root)
+    .venv/bin/python -m scripts.build_workflows --only toy_subject_to_video      (one workflow; repeatable)
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ HERE = Path(__file__).resolve().parent.parent / "workflows"   # the workflows fo
 API_DIR = HERE / "api"  # API-format files: for scripts and HTTP, not drag-and-drop (kept out of the template list)
 # every model file a workflow names, by ComfyUI folder (the toy VAE and checkpoints may also be in the pack's
 # own models/ folder: the loaders list a name once)
-MODEL_FILES = {"microcinema": (wf.BASE_CKPT, wf.TSR_CKPT, wf.TOY_BASE_CKPT, wf.TOY_TSR_CKPT),
+MODEL_FILES = {"microcinema": (wf.BASE_CKPT, wf.TSR_CKPT, wf.TOY_BASE_CKPT, wf.TOY_TSR_CKPT, wf.TOY_CUSTOM_CKPT),
                "vae": (wf.VAE, wf.TOY_VAE), "clip": (wf.TEXT_ENCODER,), "checkpoints": (wf.SDXL_CKPT,)}
 
 # Node sizes in graph units (the frontends draw 14 px text at scale 1): every node gets one width, so the
@@ -158,10 +159,15 @@ def optional_defaults(url: str) -> dict:
     return out
 
 
-def build(url: str) -> None:
+def build(url: str, only=None) -> None:
     defaults = optional_defaults(url)
+    unknown = sorted(set(only or ()) - set(WORKFLOWS))
+    if unknown:
+        raise SystemExit(f"no workflow named {unknown}; the workflows are {sorted(WORKFLOWS)}")
     with ComfyBrowser(url, viewport=(1600, 1000)) as ui:
         for name, make in WORKFLOWS.items():
+            if only and name not in only:
+                continue
             prompt = make()
             lay_out(ui.page, name, prompt)
             graph = ui.serialized_graph()
@@ -193,14 +199,15 @@ def build(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="a running host (with placeholder model files) instead of starting one")
+    parser.add_argument("--only", action="append", help="write this workflow only (repeatable; default: all)")
     args = parser.parse_args()
     if args.url:
-        return build(args.url)
+        return build(args.url, args.only)
     with tempfile.TemporaryDirectory() as scratch:
         host = ComfyHost(Path(scratch)).start(timeout=1800)  # a busy machine can take many minutes
         try:
             install_placeholders(host.models_dir)
-            build(host.url)
+            build(host.url, args.only)
         finally:
             host.stop()
 

@@ -23,6 +23,7 @@ NAMES = sorted(p.name[:-len("_api.json")] for p in WORKFLOWS.glob("*_api.json"))
 SAMPLERS = ("KSampler", "MicroCinemaSampler")
 GAMMA_NODES = ("MicroCinemaSampler", "MicroCinemaNoisePrior", "MicroCinemaTSRInterpolateLatent")
 LAMBDA_NODES = GAMMA_NODES
+CONDITIONING_NODES = ("MicroCinemaKeyframeConditioning", "MicroCinemaSubjectConditioning")
 
 
 def _outputs(prompt: dict) -> list:
@@ -65,8 +66,8 @@ def _vae_as_video(prompt):
 CASES = {
     "missing model file": (_setter(("MicroCinemaModelLoader",), "ckpt_name", "no_such_model.safetensors"),
                            "value_not_in_list"),
-    "frames < 2": (_setter(("MicroCinemaKeyframeConditioning",), "frames", 1), "value_smaller_than_min"),
-    "width 100 (not a multiple of 64)": (_setter(("MicroCinemaKeyframeConditioning",), "width", 100),
+    "frames < 2": (_setter(CONDITIONING_NODES, "frames", 1), "value_smaller_than_min"),
+    "width 100 (not a multiple of 64)": (_setter(CONDITIONING_NODES, "width", 100),
                                          "width 100 is not a multiple of 64 px; use 64 or 128"),
     "gamma 0.5 (out of range)": (_setter(GAMMA_NODES, "gamma", 0.5), "value_bigger_than_max"),
     "prior_lambda -0.5": (_setter(LAMBDA_NODES, "prior_lambda", -0.5), "prior_lambda is -0.5"),

@@ -20,8 +20,9 @@ from scripts.comfy_host import output_files
 from workflow_assets import as_test_prompt
 
 REPO = Path(__file__).resolve().parent.parent
-NAMES = ("image_to_video", "sdxl_keyframe_to_video", "gamma_sweep", "toy_image_to_video")
-EXPECTED_VIDEOS = {"image_to_video": 1, "sdxl_keyframe_to_video": 1, "gamma_sweep": 3, "toy_image_to_video": 1}
+NAMES = ("image_to_video", "sdxl_keyframe_to_video", "gamma_sweep", "toy_image_to_video", "toy_subject_to_video")
+EXPECTED_VIDEOS = {"image_to_video": 1, "sdxl_keyframe_to_video": 1, "gamma_sweep": 3, "toy_image_to_video": 1,
+                   "toy_subject_to_video": 1}
 
 pytestmark = [pytest.mark.host,
               pytest.mark.skipif(browser_unavailable_reason() is not None, reason=browser_unavailable_reason() or "")]

@@ -2,8 +2,8 @@
 
 See ``workflow_assets.py`` for the test-time stand-ins (tiny MicroCinema checkpoints, random CLIP-L and
 TAESD files under the shipped names, LoadImage instead of the SDXL stage, 64x64 px, 2 steps). The toy
-workflow runs as shipped, on the pack's own files (random-weight stand-ins until the trained toy bundle is in
-``models/``).
+workflows run as shipped, on the pack's own files (random-weight stand-ins until the trained toy bundle is in
+``models/``; the subject workflow's custom model has its own stand-in until it ships).
 """
 from __future__ import annotations
 
@@ -111,6 +111,104 @@ def test_toy_image_to_video_workflow(mc_models):
     (video,) = videos(mc_models, mc_models.client.run(prompt, timeout=600))
     assert (video.count, video.size, video.fps) == (33, (size, size), pytest.approx(8.0))  # (9-1)*4+1
     assert video.codec == "h264"
+
+
+def mp4s(host, entry) -> list:
+    """The probed mp4 files of a history entry (its other outputs, e.g. a saved PNG, left out)."""
+    return [probe(host.output_dir / f["subfolder"] / f["filename"]) for f in output_files(entry)
+            if f["filename"].endswith(".mp4")]
+
+
+def subject_prompt(tag: str, steps: int = 2) -> dict:
+    """The shipped subject workflow as the tests run it (2 steps, TOY_SIZE as shipped), with the prepared reference
+    saved as a PNG (SaveImage "90") beside the video."""
+    shipped = load_api("toy_subject_to_video")
+    size = shipped["7"]["inputs"]["width"]
+    prompt = prefixed(as_test_prompt(shipped, steps=steps, size=size), tag)
+    prompt["90"] = {"class_type": "SaveImage", "inputs": {"images": ["7", 3], "filename_prefix": f"reference_{tag}"}}
+    return prompt
+
+
+def test_toy_subject_to_video_workflow(mc_models):
+    """The subject-driven toy workflow as shipped but with 2 sampling steps, on the stand-in custom model until the
+    trained one is in models/: the cut-out the pack put in the input folder -> Load Image -> InvertMask -> Subject
+    Conditioning (TOY_SIZE px, 9 frames) -> the toy back end -> 33 frames at 8 fps, H.264. The reference the node
+    prepared (its IMAGE output, saved) is the cup centred on the 0.5 grey: Load Image's mask reached the node as
+    1 = subject."""
+    import numpy as np
+    from PIL import Image
+
+    shipped_subject = WORKFLOWS.parent / "keyframes" / "toy_coffee_cutout.png"
+    assert (mc_models.input_dir / "toy_coffee_cutout.png").read_bytes() == shipped_subject.read_bytes()
+    shipped = load_api("toy_subject_to_video")
+    size = shipped["7"]["inputs"]["width"]
+    assert size == shipped["7"]["inputs"]["height"] == TOY_SIZE
+    assert shipped["8"]["class_type"] == "InvertMask" and shipped["7"]["inputs"]["subject_mask"] == ["8", 0]
+    prompt = subject_prompt("subject")
+    assert shipped.keys() - prompt.keys() == {"9"} and prompt["1"] == shipped["1"]   # all but the preview
+    entry = mc_models.client.run(prompt, timeout=600)
+    (video,) = mp4s(mc_models, entry)
+    assert (video.count, video.size, video.fps) == (33, (size, size), pytest.approx(8.0))  # (9-1)*4+1
+    assert video.codec == "h264"
+    (saved,) = [f for f in output_files(entry) if f["filename"].startswith("reference_subject")]
+    reference = np.asarray(Image.open(mc_models.output_dir / saved["subfolder"] / saved["filename"])).astype(float)
+    assert reference.shape == (size, size, 3)
+    grey = round(0.5 * 255)
+    assert np.abs(reference[:6] - grey).max() <= 1 and np.abs(reference[:, :6] - grey).max() <= 1   # the margin
+    centre = reference[size // 2 - 8:size // 2 + 8, size // 2 - 8:size // 2 + 8]
+    assert np.abs(centre - grey).mean() > 20                            # the cup, not the grey
+    rows = np.nonzero(np.abs(reference - grey).max(axis=(1, 2)) > 3)[0]
+    cols = np.nonzero(np.abs(reference - grey).max(axis=(0, 2)) > 3)[0]
+    longer = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1           # the cut-out's longer side: 0.85 of the frame
+    assert abs(longer - 0.85 * size) <= 0.05 * size, (rows[[0, -1]], cols[[0, -1]])
+
+
+def _mask_not_inverted(prompt):
+    prompt["7"]["inputs"]["subject_mask"] = ["1", 1]
+
+
+def _image_to_video_model(prompt):
+    prompt["4"]["inputs"]["ckpt_name"] = load_api("toy_image_to_video")["4"]["inputs"]["ckpt_name"]
+
+
+def _two_subjects(prompt):
+    prompt["70"] = {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["1", 0]}}
+    prompt["7"]["inputs"]["subject"] = ["70", 0]
+
+
+def _keyframe_into_the_subject_model(prompt):
+    prompt["71"] = {"class_type": "MicroCinemaKeyframeConditioning", "inputs": {
+        "positive": ["5", 0], "negative": ["6", 0], "vae": ["3", 0], "keyframe": ["1", 0], "width": TOY_SIZE,
+        "height": TOY_SIZE, "frames": 9}}
+    for nid, name in (("20", "positive"), ("21", "positive"), ("21", "negative"), ("21", "latent_image")):
+        prompt[nid]["inputs"][name] = ["71", prompt[nid]["inputs"][name][1]]
+
+
+SUBJECT_BAD_EXECUTION = {
+    "Load Image's mask not inverted": (_mask_not_inverted, "looks inverted"),
+    "the image-to-video base model": (_image_to_video_model, "comes from 'MicroCinema Subject Conditioning'"),
+    "a keyframe into the subject-driven model": (_keyframe_into_the_subject_model, "takes a subject reference"),
+    "a batch of two subjects": (_two_subjects, "'subject' is a batch of 2 images"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SUBJECT_BAD_EXECUTION))
+def test_subject_workflow_mistakes_give_clear_errors_and_the_next_prompt_runs(mc_models, case):
+    """Each mistake fails when its node runs, naming the cause and the fix; the shipped subject workflow runs next."""
+    breakage, words = SUBJECT_BAD_EXECUTION[case]
+    prompt = subject_prompt(f"bad{len(case)}")
+    breakage(prompt)
+    entry = mc_models.client.wait(mc_models.client.queue(prompt), timeout=300)
+    error = execution_error(entry)
+    assert error is not None and words in error.get("exception_message", ""), error
+    assert not [f for f in output_files(entry) if f["filename"].endswith(".mp4")]
+    after = mc_models.client.run(subject_prompt(f"after{len(case)}"), timeout=600)
+    assert [v.count for v in mp4s(mc_models, after)] == [33]
+
+
+# -- the TRAINED subject-driven model: its video nearer the reference subject than another subject's ----------------
+# (issue 36) to be written once models/microcinema/microcinema_toy_custom.safetensors is trained and shipped; it
+# skips while scripts.toy_standins.shipped_custom_file_present() is False.
 
 
 PAN_DIRECTIONS = {"pan_left": (1.0, 0.0), "pan_right": (-1.0, 0.0), "pan_up": (0.0, 1.0), "pan_down": (0.0, -1.0)}

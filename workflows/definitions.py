@@ -9,7 +9,10 @@ microcinema_keyframe.png (workflows/keyframes/), is copied into ComfyUI's input 
 The toy workflow runs on what the pack ships: the toy bundle in the pack's own models/ folder
 (models/vae/microcinema_toy_vae.safetensors for the stock Load VAE, models/microcinema/microcinema_toy_base /
 _tsr.safetensors), the MiniLM text encoder (Load MicroCinema Text Encoder, from a pip package) and the
-held-out keyframe workflows/keyframes/toy_cat.png (the pack copies it into ComfyUI's input folder).
+held-out keyframe workflows/keyframes/toy_cat.png (the pack copies it into ComfyUI's input folder). The toy subject
+workflow runs the same back end on the subject-driven toy model (models/microcinema/microcinema_toy_custom.safetensors)
+from the held-out cut-out workflows/keyframes/toy_coffee_cutout.png (RGBA; Load Image -> InvertMask -> Subject
+Conditioning).
 """
 from __future__ import annotations
 
@@ -32,6 +35,11 @@ TOY_TEXT_ENCODER = "all-MiniLM-L6-v2"
 TOY_KEYFRAME = "toy_cat.png"  # workflows/keyframes/toy_cat.png: a picture the toy models never saw in training
 # the subject of the picture and a motion phrasing held out from training (toyworld/captions.py)
 TOY_PROMPT = "a cat, the camera sweeps left"
+# the subject-driven toy model (issue 36, docs/customisation.md): a held-out subject, cut out with its alpha
+TOY_CUSTOM_CKPT = TOY_FILES["custom"]
+TOY_SUBJECT = "toy_coffee_cutout.png"   # workflows/keyframes/: the toy world's cut-out of the (held-out) coffee cup
+# "<subject> <where>" with the held-out scene's held-out phrase (toyworld/scenes.py), then a held-out motion phrase
+TOY_SUBJECT_PROMPT = "a cup of coffee standing in the grey dust of the moon, the camera sweeps left"
 
 
 def _node(class_type: str, title: str, **inputs) -> dict:
@@ -149,8 +157,31 @@ def toy_image_to_video() -> dict:
     }
 
 
+def toy_subject_to_video() -> dict:
+    """(e) Subject-driven video on the toy models: a cut-out picture of a held-out subject (RGBA; Load Image's MASK,
+    inverted to 1 = subject) -> Subject Conditioning (the reference as training made it: the cut-out centred on grey
+    at 0.85 of the frame) -> the toy workflow's back end (noise prior, stock KSampler, one TSR pass, decode, save) on
+    the subject-driven toy model; settings as the toy image-to-video workflow (20 steps, CFG 1.25, gamma 0.02)."""
+    return {
+        "1": _node("LoadImage", "Subject image (held-out cup)", image=TOY_SUBJECT),
+        "2": _node("MicroCinemaTextEncoderLoader", "Load Text Encoder (MiniLM)", text_encoder=TOY_TEXT_ENCODER),
+        "3": _node("VAELoader", "Toy VAE", vae_name=TOY_VAE),
+        "4": _node("MicroCinemaModelLoader", "Load Model (toy, subject)", ckpt_name=TOY_CUSTOM_CKPT, dtype="auto"),
+        "5": _node("CLIPTextEncode", "Prompt (subject, place, motion)", text=TOY_SUBJECT_PROMPT, clip=["2", 0]),
+        "6": _node("CLIPTextEncode", "Negative prompt (empty)", text="", clip=["2", 0]),
+        "7": _node("MicroCinemaSubjectConditioning", "Subject Conditioning", positive=["5", 0], negative=["6", 0],
+                   vae=["3", 0], subject=["1", 0], width=TOY_SIZE, height=TOY_SIZE, frames=9, background=0.5,
+                   subject_mask=["8", 0]),
+        "8": _node("InvertMask", "Invert Mask (1 = subject)", mask=["1", 1]),
+        "9": _node("PreviewImage", "The reference the model sees", images=["7", 3]),
+        **_video_back(seed=0, steps=20, cfg=1.25, tsr_ckpt=TOY_TSR_CKPT, prefix="MicroCinema/toy_subject_to_video",
+                      toy=True),
+    }
+
+
 WORKFLOWS = {"image_to_video": image_to_video, "sdxl_keyframe_to_video": sdxl_keyframe_to_video,
-             "gamma_sweep": gamma_sweep, "toy_image_to_video": toy_image_to_video}
+             "gamma_sweep": gamma_sweep, "toy_image_to_video": toy_image_to_video,
+             "toy_subject_to_video": toy_subject_to_video}
 
 
 # == How each UI file is drawn (scripts/build_workflows.py) ==========================================================
@@ -197,6 +228,17 @@ NOTES = {
         TOY_GAMMA_TEXT,
         _SIZE_TEXT.format(frames=9, size="128x128 px (keep 128 for the toy models)"),
         "Prompt: the toy world knows a subject and a motion (\"the camera sweeps left\", \"zooms in\").")),
+    "toy_subject_to_video": "\n\n".join((
+        "What to change",
+        "Subject: any picture of ONE subject (Load Image). With transparency, its mask (through Invert Mask: Load "
+        "Image's mask is 1 - alpha) cuts the subject out onto a plain grey ('background'); for a photo without "
+        "transparency the mask is all 1 and the whole picture is used, padded to a square. A segmentation node's "
+        "mask (1 = subject) goes straight into subject_mask. The preview shows what the model sees.",
+        "Prompt: the subject, where it is, then a motion (\"a cup of coffee on the moon, the camera sweeps left\").",
+        "Runs on the subject-driven toy model (128 px, MiniLM text encoder): seconds on a CPU.",
+        _GAMMA_TEXT.format(where=" and TSR"),
+        _SIZE_TEXT.format(frames=9, size="128x128 px (keep 128 for the toy models)").replace(
+            "Keyframe Conditioning", "Subject Conditioning"))),
 }
 
 LAYOUTS = {
@@ -224,6 +266,13 @@ LAYOUTS = {
         [_group("1  Keyframe + models", ["1", "2", "3", "4"])],
         [_group("2  Prompt + conditioning", ["5", "6", "7"]), _group("", ["note"])],
         [_group("3  Noise prior + sample", ["20", "21"])],
+        [_group("4  TSR 2 -> 8 fps", ["22", "23"])],
+        [_group("5  Decode + save", ["24", "25"])],
+    ],
+    "toy_subject_to_video": [
+        [_group("1  Subject + models", ["1", "8", "2", "3", "4"])],
+        [_group("2  Prompt + conditioning", ["5", "6", "7"]), _group("", ["note"])],
+        [_group("3  Noise prior + sample", ["20", "21", "9"])],
         [_group("4  TSR 2 -> 8 fps", ["22", "23"])],
         [_group("5  Decode + save", ["24", "25"])],
     ],

@@ -1,11 +1,12 @@
 """The shipped example keyframes in ComfyUI's input folder, so the workflows' stock Load Image finds them.
 
 ``workflows/toy_image_to_video_ui.json`` loads ``toy_cat.png``, ``image_to_video_ui.json`` and
-``gamma_sweep_ui.json`` load ``microcinema_keyframe.png`` (both in ``workflows/keyframes/``) with the stock Load
-Image node, which only lists files in ComfyUI's input folder. This is the pack's one side effect outside its
-own folder: when the server starts (the 2024 host applies ``--input-directory`` only after loading custom
-nodes, hence the start-up hook) the pictures are copied there, and only when no file of that name exists (a user's own file
-is never replaced). Nothing is copied when no ComfyUI server runs in the process.
+``gamma_sweep_ui.json`` load ``microcinema_keyframe.png``, ``toy_subject_to_video_ui.json`` loads
+``toy_coffee_cutout.png`` (all in ``workflows/keyframes/``) with the stock Load Image node, which only lists files
+in ComfyUI's input folder. This is the pack's one side effect outside its own folder: when the server starts (the
+2024 host applies ``--input-directory`` only after loading custom nodes, hence the start-up hook) the pictures are
+copied there, and only when no file of that name exists (a user's own file is never replaced). Nothing is copied
+when no ComfyUI server runs in the process.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import sys
 
 KEYFRAMES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "workflows",
                          "keyframes")
-EXAMPLE_INPUTS = ("toy_cat.png", "microcinema_keyframe.png")
+EXAMPLE_INPUTS = ("toy_cat.png", "microcinema_keyframe.png", "toy_coffee_cutout.png")
 
 
 def copy_example_inputs() -> list:
