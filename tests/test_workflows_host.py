@@ -206,6 +206,20 @@ def test_subject_workflow_mistakes_give_clear_errors_and_the_next_prompt_runs(mc
     assert [v.count for v in mp4s(mc_models, after)] == [33]
 
 
+def test_toy_subject_workflow_fits_the_shipped_custom_model():
+    """Size and frame count of the subject workflow are the shipped subject-driven model's, and it is one."""
+    from microcinema_core.weights.checkpoint import read_checkpoint_config
+    from scripts.toy_standins import shipped_custom_file_present, toy_paths
+
+    if not shipped_custom_file_present():
+        pytest.skip("the trained subject-driven toy model is not in models/ yet")
+    prompt = load_api("toy_subject_to_video")
+    config = read_checkpoint_config(toy_paths()["custom"])
+    assert prompt["4"]["inputs"]["ckpt_name"] == toy_paths()["custom"].name
+    assert (config.kind, config.appearance_input, config.resolution, config.num_frames) == (
+        "base", "subject", prompt["7"]["inputs"]["width"], prompt["7"]["inputs"]["frames"])
+
+
 # -- the TRAINED subject-driven model: its video nearer the reference subject than another subject's ----------------
 # (issue 36) to be written once models/microcinema/microcinema_toy_custom.safetensors is trained and shipped; it
 # skips while scripts.toy_standins.shipped_custom_file_present() is False.
