@@ -19,6 +19,7 @@ from scripts.comfy_host import ComfyHost  # noqa: E402
 # Node classes that must be registered once the pack has loaded.
 EXPECTED_NODES = ("MicroCinemaSaveVideo", "MicroCinemaModelLoader", "MicroCinemaTSRModelLoader",
                   "MicroCinemaInflateSD21", "MicroCinemaKeyframeConditioning", "MicroCinemaSubjectConditioning",
+                  "MicroCinemaSubjectConditioningMasked",
                   "MicroCinemaNoisePrior",
                   "MicroCinemaNoisePriorFromLatent", "MicroCinemaAppearanceNoisePrior", "MicroCinemaSampler",
                   "MicroCinemaTSRInterpolateLatent", "MicroCinemaTSRInterpolateImages", "MicroCinemaTSRInterpolate",

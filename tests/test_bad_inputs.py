@@ -571,7 +571,8 @@ def test_tsr_names_a_one_frame_latent_and_a_vae_in_the_latent_input(pack):
 def test_main_chain_nodes_take_their_video_and_keyframe_through_required_inputs(pack):
     """The host validates only what required inputs lead to: the nodes the workflows chain have no optional links."""
     for name in ("MicroCinemaNoisePrior", "MicroCinemaNoisePriorFromLatent", "MicroCinemaTSRInterpolateLatent",
-                 "MicroCinemaTSRInterpolateImages"):
+                 "MicroCinemaTSRInterpolateImages", "MicroCinemaKeyframeConditioning", "MicroCinemaSubjectConditioning",
+                 "MicroCinemaSubjectConditioningMasked"):
         spec = pack.NODE_CLASS_MAPPINGS[name].INPUT_TYPES()
         assert not spec.get("optional"), name
     assert "positive" in pack.NODE_CLASS_MAPPINGS["MicroCinemaNoisePrior"].INPUT_TYPES()["required"]

@@ -1,9 +1,12 @@
-"""MicroCinema Subject Conditioning (issue 36, part 3), in-process on the 2024 host's ``comfy`` package, tiny models.
+"""MicroCinema Subject Conditioning and its "(masked)" twin (issue 36, part 3), in-process on the 2024 host's
+``comfy`` package, tiny models.
 
-* The reference preparation (``nodes/helpers/subject_reference.py``) is the training's: with a mask the subject's
-  box, masked, centred on the ``background`` grey with its longer side 0.85 of the frame (as the toy world's plain
-  references, ``toyworld/customisation.py``); without one the picture padded with its border's mean colour, nothing
-  cropped (``training/customisation_data.pad_resize``, what real references get).
+* The reference preparation (``nodes/helpers/subject_reference.py``) is the training's: with a mask (the masked
+  node) the subject's box, masked, centred on the ``background`` grey with its longer side 0.85 of the frame (as the
+  toy world's plain references, ``toyworld/customisation.py``); without one (the plain node, or a mask of 1
+  everywhere) the picture padded with its border's mean colour, nothing cropped
+  (``training/customisation_data.pad_resize``, what real references get).
+* Every input of both nodes is required (the 2024 host validates only what required inputs lead to: issue 38).
 * Every bad input gets an error naming the input and the fix.
 * The node's outputs: the reference latent in both conditionings (as Keyframe Conditioning attaches a keyframe),
   marked as a subject reference; sampling it with an image-to-video model, or a keyframe with a subject-driven
@@ -128,17 +131,24 @@ def test_no_mask_keeps_the_whole_subject(ref):
     assert middle[0] < 0.05 and middle[-1] > 0.95                    # both ends of the picture are in the frame
 
 
-def test_a_mask_of_ones_is_no_mask_and_an_rgba_image_gives_its_alpha(pack, ref):
+def test_a_mask_of_ones_is_no_mask_and_an_opaque_alpha_is_dropped(pack, ref, vae):
+    """Load Image of a JPEG through InvertMask (a mask of 1 everywhere, any size) into the masked node gives the plain
+    node's padded reference; an RGBA IMAGE goes into the plain node when its alpha is opaque everywhere (a cut-out is
+    refused there, naming the masked node: test_bad_subjects_and_masks...)."""
+    subject_nodes = pack.nodes.nodes_subject
     image, mask = two_colour_subject()
     plain = ref.prepare_reference(image, None, 64, 64)
     assert torch.equal(ref.prepare_reference(image, torch.ones(64, 64), 64, 64), plain)   # any size
-    check = pack.nodes.nodes_subject.check_subject
-    ones = torch.ones(1, 64, 64)                                      # Load Image of a JPEG, through InvertMask
-    got_image, got_mask = check(image.movedim(0, -1)[None], ones)
-    assert got_mask is None and torch.equal(got_image, image)
-    rgba = torch.cat([image, mask[None]]).movedim(0, -1)[None]
-    got_image, got_mask = check(rgba, None)
-    assert torch.equal(got_mask, mask) and torch.equal(got_image, image)
+    assert subject_nodes.check_mask(torch.ones(1, 64, 64), image) is None
+    text = [[torch.zeros(1, 77, 384), {}]]
+    picture = image.movedim(0, -1)[None]
+    (*_, from_plain) = subject_nodes.MicroCinemaSubjectConditioning().encode(text, text, vae, picture, 64, 64, 9)
+    (*_, from_masked) = subject_nodes.MicroCinemaSubjectConditioningMasked().encode(
+        text, text, vae, picture, torch.ones(1, 64, 64), 64, 64, 9, 0.5)
+    assert torch.equal(from_plain, from_masked) and torch.equal(from_plain[0].movedim(-1, 0), plain)
+    opaque = torch.cat([picture, torch.ones(1, 100, 60, 1)], dim=-1)
+    (*_, from_rgba) = subject_nodes.MicroCinemaSubjectConditioning().encode(text, text, vae, opaque, 64, 64, 9)
+    assert torch.equal(from_rgba, from_plain)
 
 
 # -- bad inputs: each names the input and the fix ------------------------------------------------------------
@@ -152,6 +162,8 @@ def bad_cases():
     inverted = 1 - mask[None]
     speck = torch.zeros(1, 100, 60)
     speck[0, 50:53, 30:33] = 1.0
+    cut_out = torch.cat([picture, mask[None, :, :, None]], dim=-1)       # RGBA with transparency
+    # subject, mask (None: the plain node), words
     return {
         "a batch of subjects": (picture.expand(2, -1, -1, -1), None,
                                 r"'subject' is a batch of 2 images; a video shows ONE subject.*ImageFromBatch"),
@@ -162,39 +174,52 @@ def bad_cases():
                           r"'subject_mask' holds 3 masks .* ONE subject: combine them .*MaskComposite"),
         "NaN in the mask": (picture, nan_mask, r"'subject_mask' has NaN in 1 of its"),
         "an empty mask": (picture, torch.zeros(1, 64, 64),
-                          r"'subject_mask' is empty: no pixel is above 0.05.*InvertMask.*leave 'subject_mask' unconn"),
+                          r"'subject_mask' is empty: no pixel is above 0.05.*InvertMask.*for a photo use "
+                          r"'MicroCinema Subject Conditioning', which takes no mask"),
         "a mask of another size": (picture, torch.nn.functional.pad(mask, (0, 4))[None],
                                    r"'subject_mask' is 64x100 px but 'subject' is 60x100 px: the mask must be the "
                                    r"subject picture's own"),
         "an inverted mask": (picture, inverted, r"'subject_mask' covers the whole border .* looks inverted.*InvertMask"),
         "a speck of a subject": (picture, speck, r"the subject in 'subject_mask' is only 3x3 px"),
         "a mask of the wrong rank": (picture, torch.ones(1, 1, 100, 60), r"'subject_mask' must be a MASK"),
+        "a cut-out into the node without a mask": (cut_out, None, r"'subject' has transparency .*use 'MicroCinema "
+                                                                  r"Subject Conditioning \(masked\)'.*InvertMask"),
+        "a batch of subjects, masked": (picture.expand(2, -1, -1, -1), mask[None], r"'subject' is a batch of 2"),
     }
 
 
 @pytest.mark.parametrize("case", sorted(bad_cases()))
 def test_bad_subjects_and_masks_are_refused_naming_the_input_and_the_fix(pack, vae, case):
     subject, mask, words = bad_cases()[case]
-    node = pack.nodes.nodes_subject.MicroCinemaSubjectConditioning()
+    nodes = pack.nodes.nodes_subject
     text = [[torch.zeros(1, 77, 384), {}]]
     with pytest.raises(ValueError, match=words):
-        node.encode(text, text, vae, subject, 64, 64, 9, 0.5, subject_mask=mask)
+        if mask is None:
+            nodes.MicroCinemaSubjectConditioning().encode(text, text, vae, subject, 64, 64, 9)
+        else:
+            nodes.MicroCinemaSubjectConditioningMasked().encode(text, text, vae, subject, mask, 64, 64, 9, 0.5)
 
 
 def test_sizes_and_background_are_checked_before_anything_runs(pack, vae):
-    node = pack.nodes.nodes_subject.MicroCinemaSubjectConditioning
-    validate = node.VALIDATE_INPUTS
+    nodes = pack.nodes.nodes_subject
+    plain, masked = nodes.MicroCinemaSubjectConditioning, nodes.MicroCinemaSubjectConditioningMasked
+    validate = masked.VALIDATE_INPUTS
     assert validate(width=128, height=128, background=0.5) is True
     assert validate(width=None, height=None, background=None) is True          # linked: checked when run
-    assert "width 100 is not a multiple of 64 px; use 64 or 128" in validate(width=100, height=128, background=0.5)
-    assert "height is 4096" in validate(width=128, height=4096)
+    assert plain.VALIDATE_INPUTS(width=128, height=64) is True
+    for check in (validate, plain.VALIDATE_INPUTS):
+        assert "width 100 is not a multiple of 64 px; use 64 or 128" in check(width=100, height=128)
+        assert "height is 4096" in check(width=128, height=4096)
     for value in (1.5, -0.1, float("nan")):
         assert "background is" in validate(width=128, height=128, background=value)
     text = [[torch.zeros(1, 77, 384), {}]]
+    picture, ones = torch.rand(1, 64, 64, 3), torch.ones(1, 64, 64)
     with pytest.raises(ValueError, match=r"background is nan: it must be a grey level in 0..1"):
-        node().encode(text, text, vae, torch.rand(1, 64, 64, 3), 64, 64, 9, float("nan"))
+        masked().encode(text, text, vae, picture, ones, 64, 64, 9, float("nan"))
     with pytest.raises(ValueError, match="frames must be at least 2"):
-        node().encode(text, text, vae, torch.rand(1, 64, 64, 3), 64, 64, 1, 0.5)
+        masked().encode(text, text, vae, picture, ones, 64, 64, 1, 0.5)
+    with pytest.raises(ValueError, match="frames must be at least 2"):
+        plain().encode(text, text, vae, picture, 64, 64, 1)
 
 
 def test_a_taesdxl_vae_is_refused_as_in_keyframe_conditioning(pack):
@@ -207,32 +232,39 @@ def test_a_taesdxl_vae_is_refused_as_in_keyframe_conditioning(pack):
     text = [[torch.zeros(1, 77, 384), {}]]
     with pytest.raises(ValueError, match=r"'vae' is TAESDXL"):
         pack.nodes.nodes_subject.MicroCinemaSubjectConditioning().encode(
-            text, text, comfy.sd.VAE(sd=state), torch.rand(1, 64, 64, 3), 64, 64, 9, 0.5)
+            text, text, comfy.sd.VAE(sd=state), torch.rand(1, 64, 64, 3), 64, 64, 9)
 
 
 # -- the node's outputs and the sampling-time check ----------------------------------------------------------
 def test_node_interface(pack):
-    node = pack.nodes.nodes_subject.MicroCinemaSubjectConditioning
-    spec = node.INPUT_TYPES()
-    assert list(spec["required"]) == ["positive", "negative", "vae", "subject", "width", "height", "frames",
-                                      "background"]
-    assert list(spec["optional"]) == ["subject_mask"] and spec["optional"]["subject_mask"][0] == "MASK"
-    for group in spec.values():
-        for name, value in group.items():
+    """Two nodes, every input required: the plain one (no mask) and the masked one (mask + background grey)."""
+    nodes = pack.nodes.nodes_subject
+    names = pack.nodes.NODE_DISPLAY_NAME_MAPPINGS
+    inputs = {nodes.MicroCinemaSubjectConditioning: ["positive", "negative", "vae", "subject", "width", "height",
+                                                     "frames"],
+              nodes.MicroCinemaSubjectConditioningMasked: ["positive", "negative", "vae", "subject", "subject_mask",
+                                                           "width", "height", "frames", "background"]}
+    for node, want in inputs.items():
+        spec = node.INPUT_TYPES()
+        assert list(spec) == ["required"] and list(spec["required"]) == want, node
+        for name, value in spec["required"].items():
             assert value[1].get("tooltip"), name
-    assert "InvertMask" in spec["optional"]["subject_mask"][1]["tooltip"]
-    assert node.RETURN_TYPES == ("CONDITIONING", "CONDITIONING", "LATENT", "IMAGE")
-    assert len(node.OUTPUT_TOOLTIPS) == 4 and all(node.OUTPUT_TOOLTIPS)
-    assert node.CATEGORY == "MicroCinema" and node.DESCRIPTION
-    assert pack.nodes.NODE_DISPLAY_NAME_MAPPINGS["MicroCinemaSubjectConditioning"] == "MicroCinema Subject Conditioning"
+        assert node.RETURN_TYPES == ("CONDITIONING", "CONDITIONING", "LATENT", "IMAGE")
+        assert len(node.OUTPUT_TOOLTIPS) == 4 and all(node.OUTPUT_TOOLTIPS)
+        assert node.CATEGORY == "MicroCinema" and node.DESCRIPTION
+    masked = nodes.MicroCinemaSubjectConditioningMasked.INPUT_TYPES()["required"]
+    assert masked["subject_mask"][0] == "MASK" and "InvertMask" in masked["subject_mask"][1]["tooltip"]
+    assert "(masked)" in nodes.MicroCinemaSubjectConditioning.INPUT_TYPES()["required"]["subject"][1]["tooltip"]
+    assert names["MicroCinemaSubjectConditioning"] == "MicroCinema Subject Conditioning"
+    assert names["MicroCinemaSubjectConditioningMasked"] == "MicroCinema Subject Conditioning (masked)"
 
 
 def test_the_reference_rides_in_both_conditionings_marked_as_a_subject(pack, ref, vae):
     cm = pack.nodes.helpers.comfy_model
     image, mask = two_colour_subject()
     positive, negative = text_conditioning(1), text_conditioning(2)
-    out_pos, out_neg, latent, reference = pack.nodes.nodes_subject.MicroCinemaSubjectConditioning().encode(
-        positive, negative, vae, image.movedim(0, -1)[None], 128, 64, 9, 0.4, subject_mask=mask[None])
+    out_pos, out_neg, latent, reference = pack.nodes.nodes_subject.MicroCinemaSubjectConditioningMasked().encode(
+        positive, negative, vae, image.movedim(0, -1)[None], mask[None], 128, 64, 9, 0.4)
     want = ref.prepare_reference(image, mask, 128, 64, 0.4)
     assert reference.shape == (1, 64, 128, 3) and torch.equal(reference[0].movedim(-1, 0), want)
     assert latent["samples"].shape == (9, 4, 8, 16) and not latent["samples"].any()

@@ -119,7 +119,8 @@ def as_test_prompt(prompt: dict, steps: int = TEST_STEPS, size: int = TEST_SIZE)
             source = inputs["keyframe"][0]
             if prompt[source]["class_type"] != "LoadImage":
                 prompt[source] = {"class_type": "LoadImage", "inputs": {"image": wf.KEYFRAME_IMAGE}}
-        if node["class_type"] in ("MicroCinemaKeyframeConditioning", "MicroCinemaSubjectConditioning"):
+        if node["class_type"] in ("MicroCinemaKeyframeConditioning", "MicroCinemaSubjectConditioning",
+                                   "MicroCinemaSubjectConditioningMasked"):
             inputs["width"] = inputs["height"] = size
         if node["class_type"] in ("MicroCinemaSampler", "KSampler", "MicroCinemaTSRInterpolate",
                                    "MicroCinemaTSRInterpolateLatent", "MicroCinemaTSRInterpolateImages"):

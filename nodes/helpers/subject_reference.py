@@ -7,8 +7,8 @@ made two ways (``microcinema_core/toyworld/customisation.py``, ``training/custom
 * **whole picture**: the picture padded to a square with the mean colour of its border (nothing cropped, so the
   subject stays whole), then resized.
 
-``prepare_reference(image, mask, width, height, background)`` makes the first when a mask is given and the second
-when not. For a frame that is not square, "longer side 0.85 of the frame" becomes "fits inside 0.85 of the frame's
+``prepare_reference(image, mask, width, height, background)`` makes the first when a mask is given (the node
+"MicroCinema Subject Conditioning (masked)") and the second when not ("MicroCinema Subject Conditioning"). For a frame that is not square, "longer side 0.85 of the frame" becomes "fits inside 0.85 of the frame's
 width and height", and the padding goes to the frame's aspect ratio: both are the training rules at width = height.
 
 Kept free of ComfyUI and of the core's toy world (``nodes`` may not import ``toyworld`` or ``training``: the layering
@@ -94,7 +94,7 @@ def prepare_reference(image: torch.Tensor, mask: torch.Tensor | None, width: int
     """The reference ``[3, height, width]`` in [0, 1] for one subject picture ``image [3, h, w]`` in [0, 1] and its
     optional ``mask [h, w]`` (1 = subject, same size): cut out on ``background`` grey with a mask, padded without.
     A mask that is ``FULL_MASK`` or more everywhere (any size) counts as no mask. The caller checks the inputs
-    (``nodes_subject.check_subject``) and names them in its errors."""
+    (``nodes_subject.check_subject``, ``check_mask``) and names them in its errors."""
     image = image.float().clamp(0.0, 1.0)
     if mask is None or bool((mask >= FULL_MASK).all()):
         return padded_reference(image, width, height)
