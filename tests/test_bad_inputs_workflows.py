@@ -23,7 +23,8 @@ NAMES = sorted(p.name[:-len("_api.json")] for p in WORKFLOWS.glob("*_api.json"))
 SAMPLERS = ("KSampler", "MicroCinemaSampler")
 GAMMA_NODES = ("MicroCinemaSampler", "MicroCinemaNoisePrior", "MicroCinemaTSRInterpolateLatent")
 LAMBDA_NODES = GAMMA_NODES
-CONDITIONING_NODES = ("MicroCinemaKeyframeConditioning", "MicroCinemaSubjectConditioning")
+CONDITIONING_NODES = ("MicroCinemaKeyframeConditioning", "MicroCinemaSubjectConditioning",
+                      "MicroCinemaSubjectConditioningMasked")
 
 
 def _outputs(prompt: dict) -> list:

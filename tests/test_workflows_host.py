@@ -143,6 +143,7 @@ def test_toy_subject_to_video_workflow(mc_models):
     shipped = load_api("toy_subject_to_video")
     size = shipped["7"]["inputs"]["width"]
     assert size == shipped["7"]["inputs"]["height"] == TOY_SIZE
+    assert shipped["7"]["class_type"] == "MicroCinemaSubjectConditioningMasked"
     assert shipped["8"]["class_type"] == "InvertMask" and shipped["7"]["inputs"]["subject_mask"] == ["8", 0]
     prompt = subject_prompt("subject")
     assert shipped.keys() - prompt.keys() == {"9"} and prompt["1"] == shipped["1"]   # all but the preview
@@ -204,6 +205,34 @@ def test_subject_workflow_mistakes_give_clear_errors_and_the_next_prompt_runs(mc
     assert not [f for f in output_files(entry) if f["filename"].endswith(".mp4")]
     after = mc_models.client.run(subject_prompt(f"after{len(case)}"), timeout=600)
     assert [v.count for v in mp4s(mc_models, after)] == [33]
+
+
+def main_chain_links(prompt: dict) -> list:
+    """Every (node id, input name) of ``prompt`` that takes a link."""
+    return sorted((nid, name) for nid, node in prompt.items() for name, value in node["inputs"].items()
+                  if isinstance(value, list))
+
+
+SUBJECT_MAIN_CHAIN = main_chain_links(as_test_prompt(load_api("toy_subject_to_video")))
+
+
+@pytest.mark.parametrize("nid,name", SUBJECT_MAIN_CHAIN, ids=[f"{n}.{i}" for n, i in SUBJECT_MAIN_CHAIN])
+def test_a_link_to_a_missing_node_anywhere_in_the_subject_workflow_is_refused_and_the_next_prompt_runs(
+        mc_models, nid, name):
+    """Issue 38's rule on the subject workflow: every input of the main chain (all the video needs, the masked
+    Subject Conditioning's ``subject_mask`` and InvertMask's ``mask`` included) is required, so the 2024 host, which
+    validates only what required inputs lead to, refuses a link to a node id that does not exist with HTTP 400;
+    through an optional input it accepted the prompt and lost its worker thread for good (KeyError). A good prompt
+    runs right after."""
+    from test_host_server import assert_good_prompt_still_works
+
+    prompt = as_test_prompt(load_api("toy_subject_to_video"))
+    assert "subject_mask" in prompt["7"]["inputs"] and prompt["8"]["inputs"]["mask"] == ["1", 1]
+    prompt[nid]["inputs"][name] = ["99", 0]
+    with pytest.raises(PromptRejected) as rejected:
+        mc_models.client.queue(prompt)
+    assert rejected.value.status == 400 and "99" in json.dumps(rejected.value.body), rejected.value.body
+    assert_good_prompt_still_works(mc_models, f"after_missing_link/{nid}_{name}/clip")
 
 
 def test_toy_subject_workflow_fits_the_shipped_custom_model():

@@ -12,7 +12,7 @@ _tsr.safetensors), the MiniLM text encoder (Load MicroCinema Text Encoder, from 
 held-out keyframe workflows/keyframes/toy_cat.png (the pack copies it into ComfyUI's input folder). The toy subject
 workflow runs the same back end on the subject-driven toy model (models/microcinema/microcinema_toy_custom.safetensors)
 from the held-out cut-out workflows/keyframes/toy_coffee_cutout.png (RGBA; Load Image -> InvertMask -> Subject
-Conditioning).
+Conditioning (masked)).
 """
 from __future__ import annotations
 
@@ -159,8 +159,8 @@ def toy_image_to_video() -> dict:
 
 def toy_subject_to_video() -> dict:
     """(e) Subject-driven video on the toy models: a cut-out picture of a held-out subject (RGBA; Load Image's MASK,
-    inverted to 1 = subject) -> Subject Conditioning (the reference as training made it: the cut-out centred on grey
-    at 0.85 of the frame) -> the toy workflow's back end (noise prior, stock KSampler, one TSR pass, decode, save) on
+    inverted to 1 = subject) -> Subject Conditioning (masked) (the reference as training made it: the cut-out centred
+    on grey at 0.85 of the frame) -> the toy workflow's back end (noise prior, stock KSampler, one TSR pass, decode, save) on
     the subject-driven toy model; settings as the toy image-to-video workflow (20 steps, CFG 1.25, gamma 0.02)."""
     return {
         "1": _node("LoadImage", "Subject image (held-out cup)", image=TOY_SUBJECT),
@@ -169,9 +169,9 @@ def toy_subject_to_video() -> dict:
         "4": _node("MicroCinemaModelLoader", "Load Model (toy, subject)", ckpt_name=TOY_CUSTOM_CKPT, dtype="auto"),
         "5": _node("CLIPTextEncode", "Prompt (subject, place, motion)", text=TOY_SUBJECT_PROMPT, clip=["2", 0]),
         "6": _node("CLIPTextEncode", "Negative prompt (empty)", text="", clip=["2", 0]),
-        "7": _node("MicroCinemaSubjectConditioning", "Subject Conditioning", positive=["5", 0], negative=["6", 0],
-                   vae=["3", 0], subject=["1", 0], width=TOY_SIZE, height=TOY_SIZE, frames=9, background=0.5,
-                   subject_mask=["8", 0]),
+        "7": _node("MicroCinemaSubjectConditioningMasked", "Subject Conditioning (masked)", positive=["5", 0],
+                   negative=["6", 0], vae=["3", 0], subject=["1", 0], subject_mask=["8", 0], width=TOY_SIZE,
+                   height=TOY_SIZE, frames=9, background=0.5),
         "8": _node("InvertMask", "Invert Mask (1 = subject)", mask=["1", 1]),
         "9": _node("PreviewImage", "The reference the model sees", images=["7", 3]),
         **_video_back(seed=0, steps=20, cfg=1.25, tsr_ckpt=TOY_TSR_CKPT, prefix="MicroCinema/toy_subject_to_video",
@@ -232,8 +232,9 @@ NOTES = {
         "What to change",
         "Subject: any picture of ONE subject (Load Image). With transparency, its mask (through Invert Mask: Load "
         "Image's mask is 1 - alpha) cuts the subject out onto a plain grey ('background'); for a photo without "
-        "transparency the mask is all 1 and the whole picture is used, padded to a square. A segmentation node's "
-        "mask (1 = subject) goes straight into subject_mask. The preview shows what the model sees.",
+        "transparency the mask is all 1 and the whole picture is used, padded to a square (as the plain "
+        "'MicroCinema Subject Conditioning', which has no mask). A segmentation node's mask (1 = subject) goes "
+        "straight into subject_mask. The preview shows what the model sees.",
         "Prompt: the subject, where it is, then a motion (\"a cup of coffee on the moon, the camera sweeps left\").",
         "Runs on the subject-driven toy model (128 px, MiniLM text encoder): seconds on a CPU.",
         _GAMMA_TEXT.format(where=" and TSR"),
