@@ -15,6 +15,8 @@ low-detail mode (blank boxes) at that scale.
 ``--thumbnails`` writes ``workflows/<name>_ui.jpg`` (the template browser's card picture: a current frontend
 asks for ``/api/workflow_templates/<pack>/<name>.jpg``) from the screenshot's graph area.
 
+``--only NAME`` (repeatable) limits all of it to the named workflows.
+
 ``--templates`` (current host only) opens the template browser, checks that the pack's category lists exactly
 the UI files with their thumbnails, opens each template from its card, compares the loaded graph with the file,
 and queues it as the Queue button does. The toy workflow runs on the files the pack ships; the others name
@@ -50,6 +52,11 @@ _VIEW = """() => {
 
 def ui_workflows() -> list[Path]:
     return sorted(WORKFLOWS.glob("*_ui.json"))
+
+
+def chosen(stem: str, only: list | None) -> bool:
+    """Whether ``--only`` (names with or without ``_ui``; none: all) picks the workflow ``<stem>.json``."""
+    return not only or stem.removesuffix("_ui") in {name.removesuffix("_ui") for name in only}
 
 
 def is_current_frontend(ui: ComfyBrowser) -> bool:
@@ -129,7 +136,7 @@ def check_templates(url: str, only: list | None = None) -> list[dict]:
         raise SystemExit(f"/workflow_templates lists {sorted(listed)}, expected {expected}")
     with ComfyBrowser(url, viewport=VIEWPORT, timeout_ms=PAGE_TIMEOUT_MS) as ui:
         page = ui.page
-        for name in [n for n in expected if not only or n in only]:
+        for name in [n for n in expected if chosen(n, only)]:
             status, thumb = client.request("GET", f"/api/workflow_templates/{PACK_DIR_NAME}/{name}.jpg")
             result = {"template": name, "thumbnail_http": status,
                       "thumbnail_is_jpeg": isinstance(thumb, bytes) and thumb[:2] == b"\xff\xd8"}
@@ -148,7 +155,9 @@ def main() -> None:
     parser.add_argument("--url", help="a running host to use instead of starting one")
     parser.add_argument("--thumbnails", action="store_true", help="write workflows/<name>_ui.jpg")
     parser.add_argument("--templates", action="store_true", help="check the template browser (current host)")
-    parser.add_argument("--only", action="append", help="with --templates: this template only (repeatable)")
+    parser.add_argument("--only", action="append",
+                        help="this workflow only, e.g. toy_subject_to_video (repeatable; default: all): its "
+                             "screenshot, thumbnail and template check")
     parser.add_argument("--no-shots", action="store_true", help="skip the screenshots")
     args = parser.parse_args()
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -164,7 +173,7 @@ def main() -> None:
         try:
             with ComfyBrowser(url, viewport=VIEWPORT, timeout_ms=PAGE_TIMEOUT_MS) as ui:
                 kind = "current" if is_current_frontend(ui) else "2024"
-                for path in [] if args.no_shots else ui_workflows():
+                for path in [] if args.no_shots else [p for p in ui_workflows() if chosen(p.stem, args.only)]:
                     result = shoot(ui, path, kind)
                     print(json.dumps(result), flush=True)
                     if args.thumbnails:
