@@ -573,10 +573,7 @@ class Bundle:
         from .encoding import ToyFrozenEncoder, build_toy_cache
         from tqdm.auto import tqdm
 
-        if target.exists():   # an interrupted cache is rebuilt whole (it has no manifest yet)
-            import shutil
-
-            shutil.rmtree(target)
+        _cleared(target)
         encoder = ToyFrozenEncoder(vae, self.text(), self.device)
         bar = tqdm(total=count, desc=label, unit="clip", dynamic_ncols=True)
         build_toy_cache(world, count, encoder, target, workers=self.profile.workers, progress=bar.update)
@@ -601,11 +598,7 @@ class Bundle:
             info = self._encode_cache(videos.world, len(videos), self.out / CUSTOM_CACHES[1],
                                       vae, "unannotated videos")
             return {**info, "captions_used": False}
-        target = self.out / CUSTOM_CACHES[0]
-        if target.exists():   # an interrupted cache is rebuilt whole (it has no manifest yet)
-            import shutil
-
-            shutil.rmtree(target)
+        target = _cleared(self.out / CUSTOM_CACHES[0])
         pairs = CustomisationSet(self.sources(), "train", seed=self.seed + 8, size=size)
         bar = tqdm(total=p.custom_pairs, desc="customisation pairs", unit="pair", dynamic_ncols=True)
 
@@ -801,6 +794,15 @@ class Bundle:
             save_checkpoint(model, path, dtype="fp16", extra_metadata=extra)
             written[kind] = path
         return {k: f"{v} ({v.stat().st_size / 2**20:.1f} MiB)" for k, v in written.items()}
+
+
+def _cleared(target: Path) -> Path:
+    """``target`` with no folder left at it: an interrupted cache is rebuilt whole (it has no manifest yet)."""
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    return target
 
 
 def _install_vae(source: Path, target: Path) -> None:
