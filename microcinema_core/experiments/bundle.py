@@ -58,6 +58,8 @@ class Profile:
     size: int = 128                 # video side in pixels (latent side / 8)
     new_layer_init: str = "small"   # zero-init layers start small (nothing pretrained to keep)
     probe_count: int = 18
+    probe_steps: Optional[int] = None   # the probes' sampling steps (None: each probe's own, 20 base / 10 TSR)
+    probe_timesteps: tuple = (999, 950, 900, 800)   # the text-reliance probe's timesteps
     base_prediction: str = "eps"    # the base network's parameterisation ("eps" or "v", models/microcinema.py)
     # the TSR network's: "x0_residual" learns only the correction to the first/last interpolation (an eps TSR
     # trained as long ended ~20x further from the true latents than that interpolation, docs/model_cards.md)
@@ -210,7 +212,7 @@ PROFILES = {
     "smoke": Profile(vae_steps=2, vae_batch=2, base_clips=6, base_steps=2, base_batch=2, tsr_clips=4,
                      tsr_steps=2, tsr_batch=2, warmup=1, save_every=1, workers=0, probe_count=2,
                      vae_eval_count=4, calibration_crops=4, refine_steps=1, motion_steps=1, static_steps=1,
-                     video_stills=0.5),
+                     video_stills=0.5, probe_steps=2, probe_timesteps=(999,)),
 }
 
 
@@ -652,22 +654,24 @@ class Bundle:
                 ema.copy_to(shadow)
             shadow.eval()
             count = self.profile.probe_count
+            steps = {} if self.profile.probe_steps is None else {"steps": self.profile.probe_steps}
             if kind == "base":
                 # with the empty prompt trained as "no motion", CFG 2 is the setting the toy workflow samples at;
                 # with the prior coupled to the amplitude, gamma 0.02 (the workflow's) asks for the world's motion
                 coupled = run.train.prior_amplitude_coupling
-                scores = probe_base(shadow, vae, self.text(), self.sources(), count=count, device=probe_device,
+                scores = probe_base(shadow, vae, self.text(), self.sources(), count=count, device=probe_device, **steps,
                                     cfg=2.0 if run.train.static_when_dropped else 5.0,
                                     gamma=run.train.prior_amplitude_gamma if coupled else 0.0)
                 scores.update(probe_text_reliance(shadow, vae, self.text(), self.sources(),
-                                                  count=max(2, 2 * count), device=probe_device))
+                                                  count=max(2, 2 * count), device=probe_device,
+                                                  timesteps=self.profile.probe_timesteps))
                 if coupled:   # the motion knob's two ends: half and twice the world's motion when it works
                     g0 = run.train.prior_amplitude_gamma
                     scores.update(probe_gamma(shadow, vae, self.text(), self.sources(),
                                               (g0 - coupled, g0 + coupled), count=max(2, (2 * count) // 3),
-                                              device=probe_device))
+                                              device=probe_device, **steps))
             else:
-                scores = probe_tsr(shadow, vae, self.text(), self.sources(), count=count, device=probe_device)
+                scores = probe_tsr(shadow, vae, self.text(), self.sources(), count=count, device=probe_device, **steps)
             print(f"[probe {label} step {before + step}] {json.dumps({k: round(v, 4) for k, v in scores.items()})}",
                   flush=True)
             self.record.setdefault("probes", {}).setdefault(label, []).append({"step": before + step, **scores})
