@@ -67,12 +67,18 @@ def cases(sources, count: int, size: int, seed: int = CASES_SEED) -> list:
 
 def measure(frames: torch.Tensor, the_cases: list, mobilenet) -> dict:
     """Every per-video measure of ``frames`` ``[V, N, 3, S, S]`` for ``the_cases``."""
-    rows = []
+    rows, features = [], {}
+
+    def reference_of(pair):   # each pair's reference once: it is one case's own and another case's "other"
+        if id(pair) not in features:
+            features[id(pair)] = reference_features(pair.reference, pair.reference_mask, mobilenet)
+        return features[id(pair)]
+
     for video, case in zip(frames, the_cases):
         pair, other = case["pair"], case["other_subject"]
         win = window_features(video, mobilenet)
-        own = subject_similarity(win, reference_features(pair.reference, pair.reference_mask, mobilenet))
-        another = subject_similarity(win, reference_features(other.reference, other.reference_mask, mobilenet))
+        own = subject_similarity(win, reference_of(pair))
+        another = subject_similarity(win, reference_of(other))
         scene_own = scene_similarity(video, pair.background, mobilenet)
         scene_other = scene_similarity(video, case["other_scene"].background, mobilenet)
         measured = classify(video_motion(video.numpy()))
@@ -175,6 +181,14 @@ def rescore_copy(results: dict, threshold_db: float = COPY_PSNR_DB) -> dict:
     return results
 
 
+def write_results(out: Path, results: dict, tables: bool = False) -> None:
+    """``out/results.json`` (atomically) and, with ``tables``, ``out/tables.md``."""
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(results, indent=1))
+    if tables:
+        (out / "tables.md").write_text(markdown(results))
+
+
 def markdown(results: dict) -> str:
     lines = ["| model | subject sim (own ref) | other subject's ref | own wins | copy-and-paste | motion agreement "
              "| scene sim (named) | other scene | named wins | image-to-video agreement (keyframes) |",
@@ -209,11 +223,8 @@ def main(argv=None) -> int:
                         help="only re-score --out's results.json at the copy test's threshold (COPY_PSNR_DB)")
     args = parser.parse_args(argv)
     if args.rescore_copy:
-        path = Path(args.out) / "results.json"
-        results = rescore_copy(json.loads(path.read_text()))
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(results, indent=1))
-        (Path(args.out) / "tables.md").write_text(markdown(results))
+        results = rescore_copy(json.loads((Path(args.out) / "results.json").read_text()))
+        write_results(Path(args.out), results, tables=True)
         print(markdown(results))
         return 0
     from ..eval.mobilenet import load_mobilenet_v2
@@ -237,10 +248,9 @@ def main(argv=None) -> int:
                              "count": args.count})
     results.setdefault("models", {})
 
-    def save() -> None:
+    def save(tables: bool = False) -> None:
         results["seconds"] = round(time.perf_counter() - t0, 1)
-        with atomic_path(results_path) as tmp:
-            tmp.write_text(json.dumps(results, indent=1))
+        write_results(out, results, tables=tables)
 
     the_cases = None
     frames_by_label = {}
@@ -259,8 +269,7 @@ def main(argv=None) -> int:
         print(json.dumps({label: {k: v for k, v in row.items() if k != "records"}}), flush=True)
         save()
     results["sheet"] = str(sheet(the_cases, frames_by_label, out / "subjects.png"))
-    save()
-    (out / "tables.md").write_text(markdown(results))
+    save(tables=True)
     print(markdown(results))
     return 0
 
