@@ -32,6 +32,17 @@ def load_pack():
     return module
 
 
+def load_pack_single_threaded():
+    """``load_pack()`` for a module fixture (``yield from``) whose comparisons assume one CPU thread: torch runs on
+    one thread for the module and gets its threads back after it, so the rest of the suite keeps both cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield load_pack()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def tiny_config(kind: str = "base", **overrides):
     from microcinema_core.config import MicroCinemaConfig
 

