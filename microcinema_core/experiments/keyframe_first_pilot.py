@@ -41,6 +41,7 @@ def one_frame(model, reference_latents: torch.Tensor, context, uncond, *, steps:
     return sample_euler(denoiser, x, sigmas)
 
 
+@torch.no_grad()
 def main(argv=None) -> int:
     from ..diffusion.pipeline import generate
     from ..eval.mobilenet import load_mobilenet_v2
@@ -72,7 +73,8 @@ def main(argv=None) -> int:
         key = one_frame(custom, references, context, uncond, steps=E.STEPS, cfg=E.CFG, gamma=E.GAMMA, seed=start)
         video = generate(base, key, context, uncond, steps=E.STEPS, cfg=E.CFG, gamma=E.GAMMA, seed=start)
         keys.append(vae.decode(key).clamp(0, 1))
-        videos.append(vae.decode(video).view(len(batch), base.config.num_frames, 3, *key.shape[-2:]).float())
+        decoded = vae.decode(video)
+        videos.append(decoded.view(len(batch), base.config.num_frames, *decoded.shape[1:]).float())
     frames = torch.cat(videos)
     row = E.measure(frames, cases, mobilenet)
     summary = {k: v for k, v in row.items() if k != "records"}
