@@ -43,6 +43,8 @@ def main(argv=None) -> int:
     parser.add_argument("--decoder-only", action="store_true",
                         help="keep --init's encoder and latent scale; train the decoder alone")
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--latent-noise", type=float, default=VAETrainConfig.latent_noise,
+                        help="std of the noise added to the latents the decoder learns from")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (only on a CPU with native bf16)")
     parser.add_argument("--sources", default="runs/sources.npz", help="the toy world's pictures (gathered if missing)")
     args = parser.parse_args(argv)
@@ -55,7 +57,8 @@ def main(argv=None) -> int:
     sources = load_or_gather(Path(args.sources))
     cfg = VAETrainConfig(steps=args.steps, batch_size=args.batch, size=args.size, seed=args.seed, save_every=250,
                          init=args.init, ssim_weight=args.ssim_weight,
-                         train_encoder=not args.decoder_only, lr=args.lr)
+                         train_encoder=not args.decoder_only, lr=args.lr,
+                         latent_noise=args.latent_noise)
     started = time.time()
     for mark in marks:
         train_vae(sources, out, cfg, bf16=args.bf16, stop_at=mark)

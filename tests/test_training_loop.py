@@ -366,7 +366,13 @@ def test_a_residual_model_starts_at_its_appearance_input_and_trains_on_the_min_s
         want = float((snr.clamp(max=5.0) * (z0_hat - z0) ** 2).mean())
         loss = float(diffusion_loss(model, batch, None, prediction="x0_residual"))
         assert loss == pytest.approx(want, rel=1e-3)
+        plain = float(((z0_hat - z0) ** 2).mean())                           # train.x0_min_snr None: weight 1
+        assert plain > want                                                  # (the high-noise steps now count)
+        assert float(diffusion_loss(model, batch, None, prediction="x0_residual", x0_min_snr=None)) == \
+            pytest.approx(plain, rel=1e-3)
     assert torch.allclose(min_snr_weight(torch.tensor([0.5, 1 / 6, 0.9])), torch.tensor([1.0, 1.0, 5 * 0.1 / 0.9]))
+    with pytest.raises(ValueError, match="x0_min_snr"):
+        tiny_run_config(cache, tmp_path / "bad", x0_min_snr=0.0)
     result = train(run)
     reloaded = load_checkpoint(result.export_path, dtype="fp32")
     assert reloaded.config.prediction == "x0_residual"

@@ -28,6 +28,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -202,7 +203,8 @@ TSR_FROM_BLEND_DENOISE = 0.4   # TSR started part-way from the blend it is given
 TSR_CLIP_SETS = ("toy_heldout", "real_carphone", "real_bikes")
 
 
-def tsr_vs_blend(tsr, vae, text, sources, count: int, seeds=TSR_SEEDS, sets=TSR_CLIP_SETS, with_rife: bool = True) -> dict:
+def tsr_vs_blend(tsr, vae, text, sources, count: int, seeds=TSR_SEEDS, sets=TSR_CLIP_SETS, with_rife: bool = True,
+                 steps: int = STEPS, clips_by_set: Optional[dict] = None) -> dict:
     """Restored in-between frames: our TSR vs a linear blend, and what the VAE alone allows.
 
     ``blend_psnr_db`` blends the true end frames in pixels (no VAE); ``latent_blend_psnr_db`` blends the encoded
@@ -210,14 +212,17 @@ def tsr_vs_blend(tsr, vae, text, sources, count: int, seeds=TSR_SEEDS, sets=TSR_
     ``vae_ceiling_psnr_db`` is the VAE's own reconstruction of the true in-between frames, the best any
     latent model can reach. ``*_latent_mse`` compare the in-between latents with the true frames' latents, where
     TSR works and no VAE ceiling hides the difference; ``tsr_from_blend_*`` start TSR's sampler from the latent
-    blend at ``TSR_FROM_BLEND_DENOISE`` instead of from noise: what TSR adds to the blend."""
+    blend at ``TSR_FROM_BLEND_DENOISE`` instead of from noise: what TSR adds to the blend. ``steps``: TSR's Euler
+    steps (1 = its single prediction of the clean clip from pure noise, the mean over what it could draw);
+    ``clips_by_set`` ({name: [clips]}) replaces the evaluation's clip sets (a bench's validation clips)."""
     results = {}
     empty = text([""])
     size = tsr.config.resolution
     rife = _rife() if with_rife else None
-    for name in sets:
-        clips = (_toy_tsr_clips(sources, count, size) if name == "toy_heldout" else
-                 _real_tsr_clips(sources, count, size, name.removeprefix("real_")))
+    if clips_by_set is None:
+        clips_by_set = {name: (_toy_tsr_clips(sources, count, size) if name == "toy_heldout" else
+                               real_tsr_clips(sources, count, size, name.removeprefix("real_"))) for name in sets}
+    for name, clips in clips_by_set.items():
         psnrs, mses = defaultdict(list), defaultdict(list)   # per frame (dB) / per clip, by candidate
         per_seed = defaultdict(lambda: defaultdict(list))    # TSR's by sampling seed: the spread
         for i, truth in enumerate(clips):
@@ -227,7 +232,7 @@ def tsr_vs_blend(tsr, vae, text, sources, count: int, seeds=TSR_SEEDS, sets=TSR_
                 true_latents = vae.encode(middle)
 
                 def in_between(denoise: float, seed: int) -> torch.Tensor:
-                    return generate(tsr, ends[None], empty, None, num_frames=n, steps=STEPS, cfg=1.0, gamma=GAMMA,
+                    return generate(tsr, ends[None], empty, None, num_frames=n, steps=steps, cfg=1.0, gamma=GAMMA,
                                     seed=seed * 1000 + i, denoise=denoise)[1:-1].float()
 
                 latents = {"latent_blend": _blend(ends[0], ends[1], n), "vae_ceiling": true_latents}
@@ -276,7 +281,7 @@ def _toy_tsr_clips(sources, count: int, size: int) -> list:
     return [world.clip(i, motion=CAMERA_MOTIONS[1 + i % 8]).frames for i in range(count)]
 
 
-def _real_tsr_clips(sources, count: int, size: int, name: str = "carphone") -> list:
+def real_tsr_clips(sources, count: int, size: int, name: str = "carphone") -> list:
     """4x-rate clips (8 fps: 5 frames over 0.5 s) of a held-out real video, centre-cropped to ``size``."""
     video = sources.videos[name]
     stride = max(1, round(sources.video_fps[name] / 8.0))

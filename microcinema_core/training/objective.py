@@ -11,7 +11,10 @@ For a clip ``z_0`` (N frames) with condition ``z^c`` (centre frame; TSR: first a
   its own v error, ``|| v_hat - v ||^2 = || eps_hat - eps ||^2 / abar_t``: the same sum with that weight.
   An ``x0_residual`` network (the toy TSR) is trained on its z_0 error with the min-SNR-5 weight
   (Hang et al. 2023): ``min(SNR_t, 5) || z0_hat - z_0 ||^2 = min(5 (1-abar_t)/abar_t, 1) || eps_hat - eps ||^2``,
-  so the low-noise steps, where the frames between the given ends are decided, are not drowned out.
+  so the low-noise steps, where the frames between the given ends are decided, are not drowned out. With
+  ``min_snr=None`` the weight is 1 (the plain z_0 error at every t, ``(1-abar_t)/abar_t || eps_hat - eps ||^2``):
+  the prediction from pure noise, the mean over every clip the model could draw and what a one-step sampler
+  returns, then learns as much as the last steps do (issue 35's TSR against the blend, docs/model_cards.md).
 
 Text dropout (classifier-free guidance training; tab. 3 'Drop rate' 0.1 base, 1.0 TSR): a dropped
 caption's context is the cached empty-prompt embedding (what ComfyUI feeds for an empty negative
@@ -157,11 +160,18 @@ def min_snr_weight(abar: torch.Tensor, gamma: float = MIN_SNR_GAMMA) -> torch.Te
     return (gamma * (1.0 - abar) / abar.clamp_min(1e-12)).clamp(max=1.0)
 
 
+def z0_error_weight(abar: torch.Tensor, min_snr: Optional[float] = MIN_SNR_GAMMA) -> torch.Tensor:
+    """The eps-error weight that makes the loss ``min(SNR_t, min_snr) |z0 error|^2``, or ``|z0 error|^2`` (None)."""
+    if min_snr is None:
+        return (1.0 - abar) / abar.clamp_min(1e-12)
+    return min_snr_weight(abar, min_snr)
+
+
 def diffusion_loss(model: nn.Module, batch: PreparedBatch, autocast_dtype: Optional[torch.dtype],
-                   prediction: str = "eps") -> torch.Tensor:
+                   prediction: str = "eps", x0_min_snr: Optional[float] = MIN_SNR_GAMMA) -> torch.Tensor:
     """Eq. 5, the mean squared error to the whole noise ``eps`` (prediction in fp32 for the loss); for a
     v-prediction network the error in v (the eps error over ``abar_t``); for an x0_residual network the
-    min-SNR-weighted z_0 error."""
+    z_0 error, min-SNR-weighted (``x0_min_snr``) or plain (None)."""
     device_type = batch.x.device.type
     with torch.autocast(device_type=device_type, dtype=autocast_dtype or torch.float32,
                         enabled=autocast_dtype is not None):
@@ -169,6 +179,6 @@ def diffusion_loss(model: nn.Module, batch: PreparedBatch, autocast_dtype: Optio
     if prediction == "v":
         return ((pred.float() - batch.target.float()) ** 2 / batch.abar).mean()
     if prediction == "x0_residual":
-        return ((pred.float() - batch.target.float()) ** 2 * min_snr_weight(batch.abar)).mean()
+        return ((pred.float() - batch.target.float()) ** 2 * z0_error_weight(batch.abar, x0_min_snr)).mean()
     return F.mse_loss(pred.float(), batch.target.float())
 

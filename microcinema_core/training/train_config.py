@@ -66,6 +66,9 @@ class TrainConfig:
     offset_noise: float = 0.0           # + this x one Gaussian per frame and channel (not in the paper; see objective)
     high_noise_fraction: float = 0.0    # this fraction of clips draws t from [high_noise_from, 999] (not in the paper)
     high_noise_from: int = 850
+    x0_min_snr: Optional[float] = 5.0   # x0_residual models: weight min(SNR_t, this) on the z_0 error (min-SNR); None:
+                                        # the plain z_0 error at every t, so the prediction from pure noise (what
+                                        # a one-step sampler returns) learns as much as the last steps (objective.py)
     reverse_rate: float = 0.0           # base clips played backwards with the reversed caption (not in the paper;
                                         # needs the cache's reversed_text, training/time_reversal.py)
     static_when_dropped: bool = False   # a text-dropped base clip becomes its keyframe held still (not in the
@@ -142,6 +145,8 @@ class TrainConfig:
                              "text and keeps its clips); set it to false")
         if self.customisation_cache_dir and self.kind != "base":
             raise ValueError(f"train.customisation_cache_dir is for kind 'base' (this run is {self.kind!r})")
+        if self.x0_min_snr is not None and self.x0_min_snr <= 0:
+            raise ValueError(f"train.x0_min_snr must be > 0 or null (the plain z_0 error), got {self.x0_min_snr!r}")
         if self.token_size < 1:
             raise ValueError(f"train.token_size must be >= 1 (latent positions per token side), got {self.token_size!r}")
         if self.prior_amplitude_coupling < 0:

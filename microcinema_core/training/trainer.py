@@ -267,7 +267,7 @@ def _train(run: RunConfig, cfg: TrainConfig, ctx: DistContext, stop_at: Optional
                                   high_noise_fraction=cfg.high_noise_fraction, high_noise_from=cfg.high_noise_from,
                                   **options)
         optimizer.zero_grad(set_to_none=True)
-        loss = diffusion_loss(wrapped, batch, autocast, prediction=config.prediction)
+        loss = diffusion_loss(wrapped, batch, autocast, prediction=config.prediction, x0_min_snr=cfg.x0_min_snr)
         loss.backward()
         grad_norm = clip_gradients(wrapped.parameters(), cfg.grad_clip)
         lr_now = optimizer.param_groups[0]["lr"]
