@@ -228,14 +228,14 @@ def tsr_comparison(tsr, vae, text, sources, count: int) -> dict:
     from ..eval.image_metrics import psnr, ssim
     from ..eval.rife import interpolate, load_rife
     from ..eval.temporal import temporal_consistency
-    from .evaluate import _blend, _real_tsr_clips, _toy_tsr_clips
+    from .evaluate import _blend, _toy_tsr_clips, real_tsr_clips
 
     rife = load_rife()
     empty = text([""])
     size = tsr.config.resolution
     results = {}
     for source, clips in (("toy_heldout", _toy_tsr_clips(sources, count, size)),
-                          ("real_carphone", _real_tsr_clips(sources, count, size))):
+                          ("real_carphone", real_tsr_clips(sources, count, size))):
         scores = {m: {"psnr": [], "ssim": [], "warp_error": []} for m in ("tsr", "rife", "blend", "latent_blend", "truth")}
         for i, truth in enumerate(clips):
             n = truth.shape[0]
