@@ -86,6 +86,31 @@ def test_a_customisation_batch_is_eq_3_4_on_one_frame_with_the_reference_as_appe
     assert torch.equal(again.x, batch.x) and again.dropped == 3 and not again.context.any()   # same draws
 
 
+def test_generate_makes_one_frame_only_for_a_model_that_takes_one_frame_videos():
+    """The subject model's one-image path (``keyframe_first_pilot``): ``generate`` with ``num_frames=1`` is the
+    paper's sampler on a one-frame video: one Euler step from the prior's start returns the guided prediction there."""
+    from microcinema_core.diffusion.noise_prior import prior_mean, start_latent
+    from microcinema_core.diffusion.pipeline import GuidedDenoiser, generate
+
+    model = tiny_model().eval()
+    g = torch.Generator().manual_seed(4)
+    reference, context, uncond = torch.randn(2, 4, 4, 4, generator=g), torch.randn(2, 77, 32, generator=g), None
+    with pytest.raises(MicroCinemaInputError, match="at least 2"):
+        generate(model, reference, context, num_frames=1, steps=2, cfg=1.0)
+    model.single_frames = True
+    frames = generate(model, reference, context, num_frames=1, steps=3, cfg=1.0, gamma=0.1, seed=7)
+    assert frames.shape == reference.shape and torch.isfinite(frames).all()
+    one_step = generate(model, reference, context, num_frames=1, steps=1, cfg=1.0, gamma=0.1, seed=7)
+    schedule = DiscreteSchedule.from_config(model.config)
+    sigma = schedule.sigmas_for(1, "normal")[0]
+    noise = torch.randn(reference.shape, generator=torch.Generator().manual_seed(7))
+    start = start_latent(noise, prior_mean(reference, model.config.noise_prior_lambda, 0.1), float(sigma))
+    with torch.no_grad():
+        expected = GuidedDenoiser(model, schedule, context, uncond, reference, 1, 1.0)(start, sigma)
+    torch.testing.assert_close(one_step, expected)
+    assert not torch.allclose(one_step, frames)
+
+
 def test_the_model_takes_one_frame_only_in_training_and_then_leaves_its_temporal_layers_alone():
     model = tiny_model()
     g = torch.Generator().manual_seed(2)

@@ -10,10 +10,11 @@ import torch
 from ..errors import MicroCinemaInputError
 
 
-def appearance_sequence(kind: str, cond_latents: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """``base``: ``[B,C,h,w] -> [B*N,C,h,w]``; ``tsr``: ``[B,2,C,h,w]`` (first, last) ``-> [B*N,C,h,w]``."""
-    if num_frames < 2:
-        raise MicroCinemaInputError(f"num_frames must be at least 2, got {num_frames}")
+def appearance_sequence(kind: str, cond_latents: torch.Tensor, num_frames: int, min_frames: int = 2) -> torch.Tensor:
+    """``base``: ``[B,C,h,w] -> [B*N,C,h,w]``; ``tsr``: ``[B,2,C,h,w]`` (first, last) ``-> [B*N,C,h,w]``.
+    ``min_frames`` 1 only for a model that takes one-frame videos (``MicroCinemaModel.single_frames``)."""
+    if num_frames < min_frames:
+        raise MicroCinemaInputError(f"num_frames must be at least {min_frames}, got {num_frames}")
     if kind == "base":
         if cond_latents.ndim != 4:
             raise MicroCinemaInputError(

@@ -58,13 +58,15 @@ def generate(model, cond_latents: torch.Tensor, context: torch.Tensor, uncond_co
     sigmas, as ComfyUI's KSampler does with that latent and ``denoise``; the prior's mean is added as usual.
     ``start_sigma``: the first sigma of the spacing (``DiscreteSchedule.sigmas_for``); the start is still
     ``N(mu, I)`` in ``z`` (appendix B.3), now at a noise level where the network sees ``mu`` as part of the clip.
+    ``num_frames`` 1 (one image per keyframe) only where ``model.single_frames`` is set (customisation mode).
     """
     config = model.config
     num_frames = int(num_frames or config.num_frames)
     lam = config.noise_prior_lambda if lam is None else float(lam)
     if not torch.isfinite(cond_latents).all():
         raise MicroCinemaInputError("keyframe latent contains NaN/inf: re-encode the keyframe (fp32 or bf16 VAE)")
-    appearance = appearance_sequence(config.kind, cond_latents, num_frames)
+    appearance = appearance_sequence(config.kind, cond_latents, num_frames,
+                                     min_frames=1 if getattr(model, "single_frames", False) else 2)
     schedule = DiscreteSchedule.from_config(config)
     sigmas = schedule.sigmas_for(steps, scheduler, denoise=denoise, start_sigma=start_sigma)
     generator = torch.Generator().manual_seed(int(seed))

@@ -18,10 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..diffusion.noise_prior import prior_mean, start_latent
-from ..diffusion.pipeline import GuidedDenoiser
-from ..diffusion.sampler import sample_euler
-from ..diffusion.schedule import DiscreteSchedule
+from ..diffusion.pipeline import generate
 from ..eval.contact_sheet import contact_sheet
 from . import evaluate_custom as E
 from .toy_files import FILES
@@ -30,20 +27,15 @@ from .toy_files import FILES
 @torch.no_grad()
 def one_frame(model, reference_latents: torch.Tensor, context, uncond, *, steps: int, cfg: float, gamma: float,
               seed: int) -> torch.Tensor:
-    """One frame per reference ``[B, 4, h, w]``: Euler from ``N((lambda+gamma) r, I)`` with ``r`` in AppearNet."""
-    model.single_frames = True   # the one-frame shape the customisation objective trained
-    schedule = DiscreteSchedule.from_config(model.config)
-    sigmas = schedule.sigmas_for(steps, "normal")
-    noise = torch.randn(reference_latents.shape, generator=torch.Generator().manual_seed(seed))
-    x = start_latent(noise, prior_mean(reference_latents.float(), model.config.noise_prior_lambda, gamma),
-                     float(sigmas[0]))
-    denoiser = GuidedDenoiser(model, schedule, context, uncond, reference_latents, 1, cfg)
-    return sample_euler(denoiser, x, sigmas)
+    """One frame per reference ``[B, 4, h, w]``: ``generate``'s one-frame path (Euler from ``N((lambda+gamma) r, I)``
+    with ``r`` in AppearNet), in the one-frame shape the customisation objective trained."""
+    model.single_frames = True
+    return generate(model, reference_latents, context, uncond, num_frames=1, steps=steps, cfg=cfg, gamma=gamma,
+                    seed=seed)
 
 
 @torch.no_grad()
 def main(argv=None) -> int:
-    from ..diffusion.pipeline import generate
     from ..eval.mobilenet import load_mobilenet_v2
     from ..text.minilm import MiniLMTextEncoder
     from ..toyworld.sources import load_or_gather
