@@ -23,10 +23,24 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the pilot runs from a checkout
 
-from microcinema_core.experiments.bundle import heldout_vae_psnr, heldout_vae_ssim  # noqa: E402
+from microcinema_core.experiments.bundle import _heldout_frames, heldout_vae_psnr, heldout_vae_ssim  # noqa: E402
 from microcinema_core.toyworld.sources import load_or_gather  # noqa: E402
 from microcinema_core.vae.taesd_layout import ToyVAE  # noqa: E402
 from microcinema_core.vae.training import VAETrainConfig, train_vae  # noqa: E402
+
+
+@torch.no_grad()
+def _against_init(vae, init, sources) -> dict:
+    """How far the latent space moved from ``--init``'s (the one the diffusion models were trained on), on the
+    held-out 128-px frames: the encoders' relative squared distance, and the PSNR of this decoder on the init
+    encoder's latents (what it makes of a latent the base draws in the old space)."""
+    if init is None:
+        return {}
+    frames = _heldout_frames(sources, 96, 3, 128)
+    old, new = init.encoder(frames), vae.encoder(frames)
+    drift = float((new - old).pow(2).mean() / old.var())
+    cross = (vae.decoder(old).clamp(0, 1) - frames).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return {"latent_drift": round(drift, 4), "psnr128_old_latents": round(float((-10 * cross.log10()).mean()), 2)}
 
 
 def main(argv=None) -> int:
@@ -45,6 +59,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--latent-noise", type=float, default=VAETrainConfig.latent_noise,
                         help="std of the noise added to the latents the decoder learns from")
+    parser.add_argument("--anchor-weight", type=float, default=0.0,
+                        help="+ this x the encoder's distance from --init's (relative): a new encoder, the old latent space")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (only on a CPU with native bf16)")
     parser.add_argument("--sources", default="runs/sources.npz", help="the toy world's pictures (gathered if missing)")
     args = parser.parse_args(argv)
@@ -58,7 +74,7 @@ def main(argv=None) -> int:
     cfg = VAETrainConfig(steps=args.steps, batch_size=args.batch, size=args.size, seed=args.seed, save_every=250,
                          init=args.init, ssim_weight=args.ssim_weight,
                          train_encoder=not args.decoder_only, lr=args.lr,
-                         latent_noise=args.latent_noise)
+                         latent_noise=args.latent_noise, anchor_weight=args.anchor_weight)
     started = time.time()
     for mark in marks:
         train_vae(sources, out, cfg, bf16=args.bf16, stop_at=mark)
@@ -71,6 +87,9 @@ def main(argv=None) -> int:
                "psnr64": round(heldout_vae_psnr(vae, sources, 96, size=64), 2),
                "psnr128": round(heldout_vae_psnr(vae, sources, 96, size=128), 2),
                "ssim128": round(heldout_vae_ssim(vae, sources, 96, size=128), 3)}
+        if args.init:
+            row.update(_against_init(vae, ToyVAE.load(args.init) if args.init.endswith(".safetensors") else None,
+                                     sources))
         print(json.dumps(row), flush=True)
         with open(out / "pilot.jsonl", "a") as log:
             log.write(json.dumps(row) + "\n")

@@ -140,6 +140,27 @@ def test_a_decoder_only_vae_phase_keeps_the_encoder_and_its_scale(tmp_path, sour
     assert not all(torch.equal(a[k], b[k]) for k in decoder)
 
 
+def test_an_anchored_vae_phase_trains_the_encoder_near_the_old_latent_space_and_keeps_its_scale(tmp_path, sources_file):
+    from microcinema_core.toyworld.sources import Sources
+    from microcinema_core.vae.taesd_layout import ToyVAE
+    from microcinema_core.vae.training import VAETrainConfig, train_vae
+
+    sources = Sources.load(sources_file)
+    small = dict(batch_size=2, size=32, calibration_crops=2, warmup=1)
+    first = train_vae(sources, tmp_path / "first", VAETrainConfig(steps=2, **small))
+    with pytest.raises(ValueError, match="init"):
+        train_vae(sources, tmp_path / "no_init", VAETrainConfig(steps=1, anchor_weight=1.0))
+    later = {weight: train_vae(sources, tmp_path / f"anchor_{weight}", VAETrainConfig(
+        steps=3, init=str(first), lr=1e-3, seed=5, anchor_weight=weight, **small)) for weight in (0.0, 100.0)}
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    old = ToyVAE.load(first)
+    with torch.no_grad():
+        drift = {w: float((ToyVAE.load(f).encoder(images) - old.encoder(images)).pow(2).mean()) for w, f in later.items()}
+    anchored = load_file(str(later[100.0]))
+    assert torch.equal(anchored["vae_scale"], load_file(str(first))["vae_scale"])   # the latent scale kept
+    assert 0.0 < drift[100.0] < 0.5 * drift[0.0], drift   # the encoder learns, nearer its old outputs
+
+
 def test_single_phase_profile_trains_the_base_from_scratch_with_the_final_settings(tmp_path):
     from dataclasses import replace
 

@@ -50,6 +50,10 @@ class VAETrainConfig:
     # False: the encoder (and so the latent space and vae_scale the diffusion models were trained on) stays as
     # ``init`` has it and only the decoder learns: a sharper decode without retraining the base and the TSR
     train_encoder: bool = True
+    # + this x the squared distance of the encoder's output from ``init``'s encoder on the same crops, relative to its
+    # variance: the encoder learns more structure while its latent space stays the one the diffusion models know
+    # (``vae_scale`` kept as ``init``'s). 0: off
+    anchor_weight: float = 0.0
 
 
 def photo_batch(sources: Sources, names: list, batch: int, size: int, rng: np.random.Generator) -> torch.Tensor:
@@ -95,6 +99,9 @@ def train_vae(sources: Sources, out_dir: str | Path, cfg: VAETrainConfig, device
     vae = ToyVAE().to(device)
     if not cfg.train_encoder and not cfg.init:
         raise ValueError("train_encoder=False keeps an earlier VAE's encoder: give init (its vae.safetensors)")
+    if cfg.anchor_weight and not cfg.init:
+        raise ValueError("anchor_weight keeps the encoder near an earlier VAE's: give init (its vae.safetensors)")
+    anchor = _frozen_encoder(Path(cfg.init), device) if cfg.anchor_weight else None
     vae.encoder.requires_grad_(cfg.train_encoder)
     optimizer = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr(s, cfg))
@@ -107,7 +114,9 @@ def train_vae(sources: Sources, out_dir: str | Path, cfg: VAETrainConfig, device
         step = int(state["step"])
     elif cfg.init:
         vae.load_state_dict(initial_weights(Path(cfg.init)))
-    kept_scale = None if cfg.train_encoder else float(vae.vae_scale)   # the init's (a resumed state carries it)
+    # the init's latent scale where the latent space must stay (a resumed state carries it)
+    kept_scale = float(vae.vae_scale) if (anchor is not None or not cfg.train_encoder) else None
+    anchor_var = None if anchor is None else (float(vae.vae_scale) / 0.18215) ** 2   # the init's encoder variance
     names = sources.picture_names("train")
     end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
     vae.train()
@@ -125,6 +134,10 @@ def train_vae(sources: Sources, out_dir: str | Path, cfg: VAETrainConfig, device
         loss = F.l1_loss(recon, images) + F.mse_loss(recon, images) + cfg.latent_penalty * latent.pow(2).mean()
         if cfg.ssim_weight:
             loss = loss + cfg.ssim_weight * (1.0 - ssim(recon, images).mean())
+        if anchor is not None:
+            with torch.no_grad(), _autocast(device, bf16):
+                target = anchor(images)
+            loss = loss + cfg.anchor_weight * F.mse_loss(latent, target.float()) / anchor_var
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -142,9 +155,16 @@ def train_vae(sources: Sources, out_dir: str | Path, cfg: VAETrainConfig, device
     vae.eval()
     if kept_scale is None:
         calibrate_scale(vae, sources, names, cfg, device)
-    else:   # the encoder did not change: the latent scale the diffusion models know stays
+    else:   # the encoder did not change (or stayed anchored): the latent scale the diffusion models know stays
         vae.vae_scale.fill_(kept_scale)
     return export_vae(vae, out / EXPORT, cfg)
+
+
+def _frozen_encoder(init: Path, device) -> torch.nn.Module:
+    """``init``'s encoder, frozen: the latent space an anchored phase stays near."""
+    reference = ToyVAE()
+    reference.load_state_dict(initial_weights(init))
+    return reference.encoder.to(device).eval().requires_grad_(False)
 
 
 def initial_weights(path: Path) -> dict:
