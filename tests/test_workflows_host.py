@@ -98,8 +98,8 @@ def test_sdxl_keyframe_to_tsr_workflow(mc_models):
 
 
 def test_toy_image_to_video_workflow(mc_models):
-    """The embedded toy default as shipped but with 2 sampling steps (``scripts/demo.sh`` runs all 20 + 20): the
-    keyframe the pack put in the input folder, TOY_SIZE px square, 9 frames -> one TSR pass -> 33
+    """The embedded toy default as shipped but with 2 sampling steps (``scripts/demo.sh`` runs the base's 20 and
+    the TSR's 2): the keyframe the pack put in the input folder, TOY_SIZE px square, 9 frames -> one TSR pass -> 33
     frames at 8 fps, H.264."""
     shipped_keyframe = WORKFLOWS.parent / "keyframes" / "toy_cat.png"
     assert (mc_models.input_dir / "toy_cat.png").read_bytes() == shipped_keyframe.read_bytes()

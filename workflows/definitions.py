@@ -16,7 +16,7 @@ Conditioning (masked)).
 """
 from __future__ import annotations
 
-from microcinema_core.experiments.toy_files import FILES as TOY_FILES, TOY_SIZE
+from microcinema_core.experiments.toy_files import FILES as TOY_FILES, TOY_SIZE, TOY_TSR_STEPS
 
 BASE_CKPT = "microcinema_base.safetensors"
 TSR_CKPT = "microcinema_tsr.safetensors"
@@ -61,7 +61,8 @@ def _video_front(keyframe_source: list, prompt_text: str = IMAGE_PROMPT) -> dict
 
 def _video_back(*, seed: int, steps: int, cfg: float, tsr_ckpt: str, prefix: str, toy: bool = False) -> dict:
     """Noise prior -> stock KSampler -> TSR (one pass, 2 -> 8 fps) -> VAE Decode -> Save Video (node ids 20-25);
-    reads the model (4), text encoder (2), VAE (3) and conditioning (7) of the front."""
+    reads the model (4), text encoder (2), VAE (3) and conditioning (7) of the front. The TSR samples with the
+    base's ``steps``, except on the toy model (``TOY_TSR_STEPS``, measured)."""
     return {
         "20": _node("MicroCinemaNoisePrior", "Appearance Noise Prior", model=["4", 0],
                     gamma=0.02, prior_lambda=-1.0, positive=["7", 0]),
@@ -71,7 +72,7 @@ def _video_back(*, seed: int, steps: int, cfg: float, tsr_ckpt: str, prefix: str
         "22": _node("MicroCinemaTSRModelLoader", "Load TSR Model (toy)" if toy else "Load TSR Model",
                     ckpt_name=tsr_ckpt, dtype="auto"),
         "23": _node("MicroCinemaTSRInterpolateLatent", "TSR Interpolate (2 -> 8 fps)", tsr_model=["22", 0],
-                    clip=["2", 0], passes=1, seed=0, steps=steps, cfg=1.0, gamma=0.02,
+                    clip=["2", 0], passes=1, seed=0, steps=TOY_TSR_STEPS if toy else steps, cfg=1.0, gamma=0.02,
                     prior_lambda=-1.0, pairs_per_batch=8, video_latent=["21", 0]),
         "24": _node("VAEDecode", "VAE Decode", samples=["23", 0], vae=["3", 0]),
         "25": _node("MicroCinemaSaveVideo", "Save Video (MicroCinema)", images=["24", 0], fps=8.0, format="mp4",
@@ -139,9 +140,9 @@ def gamma_sweep() -> dict:
 def toy_image_to_video() -> dict:
     """(d) The embedded toy default: the shipped cat keyframe -> toy MicroCinema (stock KSampler after the noise
     prior) -> one TSR pass -> 33 frames at 8 fps, TOY_SIZE px square, on the files the pack ships; the
-    settings (20 Euler steps, CFG 2, gamma 0.02, seed 0) are the ones experiments/evaluate.py reports on (CFG 2: the
-    shipped base's empty prompt means "no motion", so CFG scales the motion; chosen on a validation set,
-    docs/toy_results.md)."""
+    settings (20 Euler steps, CFG 1.25, gamma 0.02, seed 0; the TSR at TOY_TSR_STEPS) are the ones
+    experiments/evaluate.py reports on (the shipped base's empty prompt means "no motion", so CFG scales the motion;
+    CFG and the TSR's steps chosen on validation sets, docs/toy_results.md)."""
     return {
         "1": _node("LoadImage", "Keyframe image (held-out cat)", image=TOY_KEYFRAME),
         "2": _node("MicroCinemaTextEncoderLoader", "Load Text Encoder (MiniLM)",
@@ -203,6 +204,8 @@ TOY_GAMMA_TEXT = ("On these toy models gamma moves the motion only a little: fro
 _SIZE_TEXT = ("frames / width / height (Keyframe Conditioning): the base model is trained on {frames} frames at "
               "2 fps, {size}; sizes are multiples of 64.")
 _TSR_TEXT = "TSR passes: 1 = 9 -> 33 frames (8 fps), 2 = 129 frames (32 fps); the Save Video fps follows."
+TOY_TSR_TEXT = (f"TSR steps: {TOY_TSR_STEPS} on the toy TSR, measured nearer the true in-between frames than 20 (more "
+                "steps draw farther from them) and 10x faster; a full-size TSR samples with the base's steps.")
 
 NOTES = {
     "image_to_video": "\n\n".join((
@@ -227,6 +230,7 @@ NOTES = {
         _GAMMA_TEXT.format(where=" and TSR"),
         TOY_GAMMA_TEXT,
         _SIZE_TEXT.format(frames=9, size="128x128 px (keep 128 for the toy models)"),
+        TOY_TSR_TEXT,
         "Prompt: the toy world knows a subject and a motion (\"the camera sweeps left\", \"zooms in\").")),
     "toy_subject_to_video": "\n\n".join((
         "What to change",
@@ -239,7 +243,8 @@ NOTES = {
         "Runs on the subject-driven toy model (128 px, MiniLM text encoder): seconds on a CPU.",
         _GAMMA_TEXT.format(where=" and TSR"),
         _SIZE_TEXT.format(frames=9, size="128x128 px (keep 128 for the toy models)").replace(
-            "Keyframe Conditioning", "Subject Conditioning"))),
+            "Keyframe Conditioning", "Subject Conditioning"),
+        TOY_TSR_TEXT)),
 }
 
 LAYOUTS = {

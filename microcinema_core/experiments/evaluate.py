@@ -43,7 +43,7 @@ from ..toyworld import captions as cap
 from ..toyworld.motions import CAMERA_MOTIONS
 from ..toyworld.world import ToyWorld
 from .probe import heldout_cases, per_frame_mean_error, probe_text_reliance, sample_videos
-from .toy_files import FILES
+from .toy_files import FILES, TOY_TSR_STEPS
 
 STEPS, CFG, GAMMA, SEED = 20, 1.25, 0.02, 0
 EVALUATION_CASES_SEED = 2026    # the held-out cases of this evaluation; validation (experiments/validate.py) uses others
@@ -204,7 +204,7 @@ TSR_CLIP_SETS = ("toy_heldout", "real_carphone", "real_bikes")
 
 
 def tsr_vs_blend(tsr, vae, text, sources, count: int, seeds=TSR_SEEDS, sets=TSR_CLIP_SETS, with_rife: bool = True,
-                 steps: int = STEPS, clips_by_set: Optional[dict] = None) -> dict:
+                 steps: int = TOY_TSR_STEPS, clips_by_set: Optional[dict] = None) -> dict:
     """Restored in-between frames: our TSR vs a linear blend, and what the VAE alone allows.
 
     ``blend_psnr_db`` blends the true end frames in pixels (no VAE); ``latent_blend_psnr_db`` blends the encoded
@@ -306,7 +306,8 @@ def sheets(base, tsr, vae, text, cases, frames, out: Path) -> list:
     for k, i in enumerate(chosen):
         with torch.no_grad():
             video_latent = vae.encode(frames[i])
-            fine = vae.decode(interpolate_video(tsr, video_latent, empty, passes=1, steps=STEPS, gamma=GAMMA, seed=SEED))
+            fine = vae.decode(interpolate_video(tsr, video_latent, empty, passes=1, steps=TOY_TSR_STEPS,
+                                                gamma=GAMMA, seed=SEED))
         label = f'"{cases[i].caption}" ({cases[i].picture}, held out)'
         rows = [torch.cat([cases[i].frames[4:5], frames[i]]), fine]
         paths.append(contact_sheet(rows, out / f"case_{k + 1}_{cases[i].motion}.png",
@@ -401,7 +402,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sources = load_or_gather(args.sources)
     base, tsr, vae, text = load_bundle(Path(args.models))
-    results, t0 = {"settings": {"steps": STEPS, "cfg": CFG, "gamma": GAMMA, "seed": SEED}}, time.perf_counter()
+    results, t0 = ({"settings": {"steps": STEPS, "cfg": CFG, "gamma": GAMMA, "seed": SEED, "tsr_steps": TOY_TSR_STEPS}},
+                   time.perf_counter())
 
     def keep(name: str, value, shown=None) -> None:
         """Record one section and write the partial results at once (a long run interrupted keeps what it has)."""
