@@ -7,7 +7,7 @@ bundle run's 128-px TSR cache with ``--x0-min-snr`` (``none``: the plain z_0 err
 ``tsr_hires`` stage's own settings, in a run folder of its own (resumable), and exports the EMA weights. Judge it
 with ``bench/tsr_steps.py --tsr <export>`` on the validation clips. ``--clips N`` trains on a cache of its own instead
 (``<out>/cache_tsr_hires``: N clips of the same world and VAE, ``--real`` the share of real-video clips; built once,
-~0.28 s a clip): does a larger cache generalise where the 600-clip one was fitted?
+~0.3-0.4 s a clip on 2 cores): does a larger cache generalise where the 600-clip one was fitted?
 
     .venv/bin/python bench/tsr_pilot.py --run runs/b128 --init models/microcinema/microcinema_toy_tsr.safetensors \
         --out runs/tsr_pilot_x0 --steps 500 --x0-min-snr none
@@ -77,7 +77,8 @@ def main(argv=None) -> int:
         run.train.lr = args.lr
     started = time.time()
     result = train(run, device="cpu")
-    record = {"init": args.init, "steps": result.step, "clips": args.clips or "the run's", "real": args.real, "x0_min_snr": args.x0_min_snr, "lr": run.train.lr,
+    record = {"init": args.init, "steps": result.step, "clips": args.clips or "the run's", "real": args.real,
+              "x0_min_snr": args.x0_min_snr, "lr": run.train.lr,
               "seconds": round(time.time() - started, 1), "export": str(result.export_path)}
     Path(args.out, "pilot.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(record), flush=True)
