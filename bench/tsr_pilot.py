@@ -39,9 +39,10 @@ def _own_cache(args, profile) -> Path:
     if (target / "done.json").exists():
         return target
     bundle = Bundle(Path(args.run), profile, args.seed, "cpu", None)
-    rest = 1.0 - args.real
+    default = ClassMix()   # the world's own camera : object ratio, the real share replaced by --real
+    rest = (1.0 - args.real) / (default.camera + default.objects)
     world = ToyWorld(bundle.sources(), "train", "tsr", seed=args.seed, size=profile.hires_size,
-                     mix=ClassMix(camera=0.7 / 0.9 * rest, objects=0.2 / 0.9 * rest, real=args.real),
+                     mix=ClassMix(camera=default.camera * rest, objects=default.objects * rest, real=args.real),
                      amplitude_octaves=profile.amplitude_octaves, amplitude_scale=profile.hires_tsr_amplitude)
     info = bundle._encode_cache(world, args.clips, target, bundle.vae(hires=True), f"cache tsr x{args.clips}")
     (target / "done.json").write_text(json.dumps({**info, "real": args.real}))

@@ -76,6 +76,7 @@ def main(argv=None) -> int:
                          train_encoder=not args.decoder_only, lr=args.lr,
                          latent_noise=args.latent_noise, anchor_weight=args.anchor_weight)
     started = time.time()
+    init_vae = ToyVAE.load(args.init) if args.init and args.init.endswith(".safetensors") else None
     for mark in marks:
         train_vae(sources, out, cfg, bf16=args.bf16, stop_at=mark)
         state = torch.load(out / "vae_state.pt", map_location="cpu", weights_only=True)
@@ -88,8 +89,7 @@ def main(argv=None) -> int:
                "psnr128": round(heldout_vae_psnr(vae, sources, 96, size=128), 2),
                "ssim128": round(heldout_vae_ssim(vae, sources, 96, size=128), 3)}
         if args.init:
-            row.update(_against_init(vae, ToyVAE.load(args.init) if args.init.endswith(".safetensors") else None,
-                                     sources))
+            row.update(_against_init(vae, init_vae, sources))
         print(json.dumps(row), flush=True)
         with open(out / "pilot.jsonl", "a") as log:
             log.write(json.dumps(row) + "\n")
